@@ -717,3 +717,18 @@ def test_asgi_capture_never_raises_on_arbitrary_bytes(
             trusted_proxies=trusted,
         )
         assert isinstance(captured, RequestContext)
+
+
+def test_asgi_scope_with_a_str_query_string_is_read_like_bytes() -> None:
+    # Django's AsyncClient puts a str where the ASGI spec says bytes.
+    scope = {
+        "type": "http",
+        "path": "/landing",
+        "query_string": "gclid=AbC123&fbclid=Xy",
+        "headers": [(b"host", b"shop.example")],
+        "client": ("203.0.113.7", 5000),
+    }
+    ctx = context_from_asgi(scope)
+    assert ctx.gclid == "AbC123"
+    assert ctx.fbclid == "Xy"
+    assert ctx.url == "http://shop.example/landing?gclid=AbC123&fbclid=Xy"

@@ -233,7 +233,9 @@ def context_from_asgi(
         path = quote(raw_path.decode("latin-1"), safe=_ENCODED_SAFE, encoding="latin-1")
     else:
         path = quote(str(scope.get("path") or "/"), safe=_PATH_SAFE, errors="replace")
-    query = bytes(scope.get("query_string") or b"").decode("latin-1")
+    raw_query = scope.get("query_string") or b""
+    # The ASGI spec says bytes; some test clients (Django's AsyncClient) send str.
+    query = raw_query if isinstance(raw_query, str) else bytes(raw_query).decode("latin-1")
     return _context_from_request(headers, peer, scheme, host, path, query, trusted)
 
 
