@@ -6,7 +6,7 @@ import importlib.metadata
 
 project = "roasproof-python"
 author = "roasproof-python developers"
-copyright = "2026, roasproof-python developers"  # noqa: A001
+copyright = "2026, roasproof-python developers"
 release = importlib.metadata.version("roasproof")
 version = release
 

@@ -52,3 +52,25 @@ def test_errors_share_one_base_and_bad_input_is_a_value_error() -> None:
             assert issubclass(value, roasproof.RoasproofError), name
     assert issubclass(roasproof.InvalidEvent, ValueError)
     assert issubclass(roasproof.ConfigurationError, ValueError)
+
+
+def test_importing_the_package_or_the_pytest_plugin_loads_no_heavy_dependency() -> None:
+    # pytest loads roasproof.testing in every test run of a project that has roasproof
+    # installed: that must not cost pydantic, httpx or phonenumbers.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, roasproof, roasproof.testing; "
+        "print(','.join(m for m in ('pydantic', 'httpx', 'phonenumbers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_an_unknown_attribute_is_an_attribute_error() -> None:
+    import pytest
+
+    with pytest.raises(AttributeError, match="no_such_name"):
+        roasproof.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+    assert "track" in dir(roasproof)

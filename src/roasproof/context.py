@@ -86,7 +86,7 @@ def current_context() -> RequestContext | None:
     return None if binding is None else binding.resolve()
 
 
-class bind_context:  # noqa: N801 - used as a function, like contextlib's context managers
+class bind_context:  # lowercase: used like a function, as contextlib.suppress is
     """Bind ``source`` as the current request context inside a ``with`` block.
 
     ``source`` is a :class:`RequestContext`, or a function returning one that
