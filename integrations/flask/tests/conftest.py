@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from roasproof import _api, context
+import roasproof
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
@@ -29,14 +29,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _clean_roasproof_state() -> Iterator[None]:
     """Each test starts outside any request and without a default client."""
-    token = context._current.set(None)
-    previous, _api._default = _api._default, None
+    roasproof.close(timeout=0)
+    assert roasproof.current_context() is None
     try:
         yield
     finally:
-        _api.close(timeout=0)
-        _api._default = previous
-        context._current.reset(token)
+        roasproof.close(timeout=0)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.types import ASGIApp
 
-from roasproof import _api, context
+import roasproof
 from roasproof.emulator import run_in_thread
 
 
@@ -25,14 +25,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _clean_roasproof_state() -> Iterator[None]:
     """Each test starts outside any request and without a default client."""
-    token = context._current.set(None)
-    previous, _api._default = _api._default, None
+    roasproof.close(timeout=0)
+    assert roasproof.current_context() is None
     try:
         yield
     finally:
-        _api.close(timeout=0)
-        _api._default = previous
-        context._current.reset(token)
+        roasproof.close(timeout=0)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 import roasproof
 import roasproof_starlette
-from roasproof import RequestContext, _api, make_event_id
+from roasproof import RequestContext, make_event_id
 from roasproof.decorators import conversion, track_conversion
 from roasproof.testing import CapturedEvents, _CapturingDelivery
 from roasproof_starlette import RoasproofMiddleware, VisitorContext, lifespan, visitor_context
@@ -180,7 +180,7 @@ async def run_lifespan(app: FastAPI, between: Callable[[], Awaitable[None]]) -> 
 
 async def test_lifespan_closes_the_default_client_on_shutdown() -> None:
     log: list[str] = []
-    _api._default = roasproof.Client(delivery=ClosingDelivery(log))
+    closing = roasproof.init(delivery=ClosingDelivery(log))
     app = make_app(lifespan=lifespan(timeout=3))
 
     async def serve_requests() -> None:
@@ -188,7 +188,7 @@ async def test_lifespan_closes_the_default_client_on_shutdown() -> None:
 
     await run_lifespan(app, serve_requests)
     assert log == ["client closed (timeout=3)"]
-    assert _api._default is None  # a later call builds a fresh default client
+    assert roasproof.get_client() is not closing  # a later call builds a fresh default client
 
 
 async def test_lifespan_closes_an_explicit_client_after_the_inner_lifespan(
