@@ -569,7 +569,10 @@ def test_wsgi_environ_captures_everything() -> None:
         ({"PATH_INFO": "/a?b#c d"}, "http://shop.example/a%3Fb%23c%20d"),
         ({"PATH_INFO": "/100%"}, "http://shop.example/100%25"),
         ({"PATH_INFO": ""}, "http://shop.example/"),
-        ({"QUERY_STRING": "q=a b&r=%20"}, "http://shop.example/thank-you?q=a%20b&r=%20"),
+        (
+            {"QUERY_STRING": "utm_term=a b&utm_content=%20&q=x"},
+            "http://shop.example/thank-you?utm_term=a%20b&utm_content=%20",
+        ),
         ({"HTTP_HOST": "evil.example/phish"}, None),
         ({"HTTP_HOST": "[2001:db8::1]:8080"}, "http://[2001:db8::1]:8080/thank-you"),
         ({"wsgi.url_scheme": "ftp"}, None),
@@ -732,3 +735,27 @@ def test_asgi_scope_with_a_str_query_string_is_read_like_bytes() -> None:
     assert ctx.gclid == "AbC123"
     assert ctx.fbclid == "Xy"
     assert ctx.url == "http://shop.example/landing?gclid=AbC123&fbclid=Xy"
+
+
+@pytest.mark.parametrize(
+    ("query", "kept"),
+    [
+        ("email=jane%40example.com&gclid=Gc1", "gclid=Gc1"),
+        ("utm_source=ads&utm_campaign=x&token=s3cret", "utm_source=ads&utm_campaign=x"),
+        ("phone=%2B15551234567&order=42", ""),
+        ("fbclid=Fb&ttclid=Tt&wbraid=Wb&gbraid=Gb", "fbclid=Fb&ttclid=Tt&wbraid=Wb&gbraid=Gb"),
+    ],
+)
+def test_the_captured_url_keeps_only_attribution_parameters(query: str, kept: str) -> None:
+    # The URL is stored in the outbox and sent: a thank-you page's ?email= must not be.
+    scope = {
+        "type": "http",
+        "path": "/thanks",
+        "query_string": query.encode(),
+        "headers": [(b"host", b"shop.example")],
+        "client": ("203.0.113.7", 5000),
+    }
+    ctx = context_from_asgi(scope)
+    assert ctx.url == "http://shop.example/thanks" + (f"?{kept}" if kept else "")
+    assert "jane" not in (ctx.url or "")
+    assert "s3cret" not in (ctx.url or "")

@@ -86,10 +86,26 @@ _ASGI_HEADERS = {name.encode(): name for name in _WSGI_HEADERS}
 _middleware_active: ContextVar[bool] = ContextVar("roasproof_middleware_active", default=False)
 
 
+def _attribution_query(query: str) -> str:
+    """Keep only the click ids and ``utm_*`` parameters of a query string.
+
+    Other parameters can carry PII (``/thanks?email=...``, magic links, reset
+    tokens), and the captured URL is written to the outbox and sent as is; ad
+    platforms only need the page and its attribution parameters.
+    """
+    kept = []
+    for pair in query.split("&"):
+        name = pair.split("=", 1)[0]
+        if name in CLICK_ID_PARAMS or name.startswith("utm_"):
+            kept.append(pair)
+    return "&".join(kept)
+
+
 def _build_url(scheme: str, host: str | None, path: str, query: str) -> str | None:
     """``path`` is percent-encoded already; ``query`` is raw (as sent)."""
     if not host or not _HOST.fullmatch(host) or scheme not in ("http", "https"):
         return None
+    query = _attribution_query(query)
     query = quote(query, safe=_ENCODED_SAFE, encoding="latin-1", errors="replace")
     return f"{scheme}://{host}{path or '/'}" + (f"?{query}" if query else "")
 
