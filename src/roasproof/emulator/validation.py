@@ -59,6 +59,9 @@ ACTION_SOURCES = frozenset(
         "other",
     }
 )
+# The server's field lists are written out from the guide on purpose instead of imported
+# from the SDK's model: the emulator is the SDK's test oracle, so an SDK that starts
+# sending an undocumented field must be refused here, not silently agreed with.
 _TOP_LEVEL = frozenset(
     {
         "event",
