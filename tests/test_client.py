@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
+import os
+import signal
 import socket
 import threading
 import time
@@ -17,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from roasproof._client import Client
+from roasproof._client import Client, _after_fork_in_child
 from roasproof._delivery._base import RejectedSummary
 from roasproof._http import DeliveryResult, Destination
 from roasproof._payload import encode_payload
@@ -665,3 +668,58 @@ def test_concurrent_first_tracks_share_one_delivery(server: IngestServer) -> Non
         "l3",
     ]
     assert client.stats()["tracked"] == 4
+
+
+def test_a_child_forked_while_another_thread_holds_the_lock_can_track(
+    tracker: Client, delivery: RecordingDelivery
+) -> None:
+    # Deterministic: the client's own lock is held by another thread at the moment of the
+    # fork. (Forking while other threads run arbitrary code can also inherit locks held
+    # inside third-party libraries; that is fork's hazard, not what this test checks.)
+    tracker.track("lead", event_id="before_the_fork")
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:  # as if caught inside _count() at the moment of the fork
+        with tracker._lock:
+            held.set()
+            release.wait(10)
+
+    threads = [threading.Thread(target=hold_the_lock)]
+    for thread in threads:
+        thread.start()
+    held.wait(10)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:  # a deadlocked child prints where it hangs and exits, never runs pytest on
+            faulthandler.dump_traceback_later(10, exit=True)
+            before = tracker.stats()["tracked"]
+            ok = tracker.track("lead", event_id="from_the_child") == "from_the_child"
+            ok = ok and "from_the_child" in delivery.events
+            code = 0 if ok and tracker.stats()["tracked"] == before + 1 else 1
+        finally:
+            os._exit(code)
+    release.set()
+    for thread in threads:
+        thread.join()
+    deadline = time.monotonic() + 20
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child deadlocked")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert "from_the_child" not in delivery.events
+    assert tracker.track("lead", event_id="from_the_parent") == "from_the_parent"
+
+
+def test_the_fork_hook_gives_every_client_a_fresh_lock(tracker: Client) -> None:
+    inherited = tracker._lock
+    inherited.acquire()  # held by a thread that does not exist in the child
+    try:
+        _after_fork_in_child()
+        assert tracker._lock is not inherited
+        assert not tracker._lock.locked()
+    finally:
+        inherited.release()

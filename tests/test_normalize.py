@@ -11,6 +11,7 @@ import re
 import string
 from collections.abc import Callable
 
+import phonenumbers
 import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
@@ -294,6 +295,77 @@ def test_phone_region_check_accepts_known_codes_in_any_case() -> None:
 def test_phone_cache_is_bounded() -> None:
     info = norm._parse_phone.cache_info()
     assert info.maxsize == 4096
+
+
+@pytest.mark.parametrize(
+    ("raw", "fast"),
+    [
+        ("+16505551212", "16505551212"),  # US
+        ("+4930901820", "4930901820"),  # DE
+        ("+4915112345678", "4915112345678"),
+        ("+359888123456", "359888123456"),  # BG
+        ("+375152450911", "375152450911"),  # BY
+        ("+8613912345678", "8613912345678"),  # CN mobile
+        ("+375801234567", None),  # BY: parse strips the "8" national prefix, even after +
+        ("+37580291234567", None),
+        ("+8612012345678", None),  # CN: "12..." is a carrier code parse strips
+        ("+861012345678", "861012345678"),  # CN: Beijing, no carrier code
+        ("+390612345678", None),  # IT: leading zero kept by parse
+        ("+39312345678", "39312345678"),  # IT mobile, no leading zero
+        ("+1 650 555 1212", None),  # not E.164: spaces
+        ("+49030901820", None),  # DE: a national prefix after the country code
+        ("+11234567890", None),  # US: starts with the national prefix "1"
+        ("+4930", None),  # impossible: parse says why
+        ("+9991234567", None),  # no such country code
+        ("+0123456789", None),
+        ("+\u0664\u0669301234567", None),  # Arabic-Indic digits go to parse
+        ("+8001234567", None),  # non-geographic: not possible at this length
+        ("+80012345678", "80012345678"),
+    ],
+)
+def test_e164_fast_path_answers_only_where_parse_agrees(raw: str, fast: str | None) -> None:
+    assert norm._fast_e164(raw) == fast
+    full = norm._full_parse(raw, None)
+    if fast is not None:
+        assert full == (fast, None)
+    assert norm._parse_phone.__wrapped__(raw, None) == full
+    assert norm._parse_phone.__wrapped__(raw, "US") == norm._full_parse(raw, "US")
+
+
+def test_e164_fast_path_agrees_with_parse_on_every_example_number() -> None:
+    answered = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in range(12):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            fast = norm._fast_e164(e164)
+            if fast is not None:
+                answered += 1
+                assert norm._full_parse(e164, None) == (fast, None), e164
+    assert answered > 1000  # the fast path is the common case, not the exception
+
+
+@given(
+    st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+    st.text("0123456789", min_size=0, max_size=18),
+    st.sampled_from([None, "US", "DE", "BY", "CN", "IT", "BG"]),
+)
+@example(375, "801234567", None)
+@example(86, "12012345678", None)
+@example(39, "0612345678", None)
+@example(1, "6505551212", "DE")
+@example(49, "30901820", None)
+@example(359, "888123456", None)
+def test_e164_fast_path_equals_full_parse_whenever_it_answers(
+    country_code: int, national: str, region: str | None
+) -> None:
+    text = f"+{country_code}{national}"
+    fast = norm._fast_e164(text)
+    if fast is not None:
+        assert norm._full_parse(text, region) == (fast, None)
+    assert norm._parse_phone.__wrapped__(text, region) == norm._full_parse(text, region)
 
 
 # --- external_id -------------------------------------------------------------------------

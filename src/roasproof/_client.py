@@ -17,6 +17,7 @@ import os
 import threading
 import traceback
 import uuid
+import weakref
 from collections.abc import Collection, Mapping
 from datetime import timedelta
 from types import TracebackType
@@ -36,6 +37,23 @@ from roasproof.events import Event, make_event
 __all__ = ["Client", "ClientOptions"]
 
 logger = logging.getLogger("roasproof")
+
+#: Every live Client, weakly: a forked child gets fresh locks (see _after_fork_in_child).
+_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """Give every Client of a forked child a new lock.
+
+    Another thread of the parent may have held a client's lock at the moment of the
+    fork; that thread does not exist in the child, so the inherited lock would stay
+    held forever and the child's next ``track()`` would deadlock.
+    """
+    for client in list(_clients):
+        client._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class ClientOptions(TypedDict, total=False):
@@ -86,6 +104,7 @@ class Client:
         self._pid = os.getpid()
         self._http: httpx.Client | None = None
         self._ahttp: httpx.AsyncClient | None = None
+        _clients.add(self)
 
     def __repr__(self) -> str:
         settings = self._settings
