@@ -27,14 +27,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from _common import cpu_seconds, free_port, pinned, wait_http_ready
 
 HERE = Path(__file__).resolve().parent
 MIDDLEWARE = "roasproof_django.middleware.RoasproofMiddleware"
@@ -96,19 +95,6 @@ if os.environ.get("BENCH_DJANGO_MIDDLEWARE"):
     asgi_application = get_asgi_application()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _pinned(command: list[str], cpu: int) -> list[str]:
-    """Server on CPU 0, wrk on CPU 1 (when there are two), so they do not fight each other."""
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu), *command]
-    return command
-
-
 def _server_command(kind: str, port: int) -> list[str]:
     python = sys.executable
     if kind == "wsgi":
@@ -146,41 +132,11 @@ def _server_command(kind: str, port: int) -> list[str]:
     ]
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Until the app answers (gunicorn listens before its worker has imported Django)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and its descendants (gunicorn's worker), from /proc."""
-    total, pending = 0.0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending.extend(int(c) for c in (task / "children").read_text().split())
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
-
-
 def _wrk(port: int, path: str, duration: float, connections: int, pid: int) -> dict[str, float]:
     """Requests per second, and the server's CPU microseconds per request."""
-    cpu_before = _cpu_seconds(pid)
+    cpu_before = cpu_seconds(pid)
     output = subprocess.run(
-        _pinned(
+        pinned(
             [
                 "wrk",
                 "-t1",
@@ -199,7 +155,7 @@ def _wrk(port: int, path: str, duration: float, connections: int, pid: int) -> d
         text=True,
         timeout=duration + 30,
     ).stdout
-    cpu = _cpu_seconds(pid) - cpu_before
+    cpu = cpu_seconds(pid) - cpu_before
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     count = re.search(r"(\d+) requests in", output)
     if (
@@ -214,15 +170,15 @@ def _wrk(port: int, path: str, duration: float, connections: int, pid: int) -> d
 
 
 def _start(kind: str, variant: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "BENCH_DJANGO_MIDDLEWARE": variant,
         "BENCH_DJANGO_SERVER": kind,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    process = subprocess.Popen(_pinned(_server_command(kind, port), 0), env=env, cwd=HERE)
-    _wait_listening(port, process)
+    process = subprocess.Popen(pinned(_server_command(kind, port), 0), env=env, cwd=HERE)
+    wait_http_ready(port, process)
     return process, port
 
 

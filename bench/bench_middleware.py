@@ -35,16 +35,16 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from _common import cpu_seconds, free_port, pinned, wait_http_ready
 
 HERE = Path(__file__).resolve().parent
 PATH = "/?gclid=bench-gclid&fbclid=bench-fbclid"
@@ -108,19 +108,6 @@ if os.environ.get("BENCH_MIDDLEWARE") in VARIANTS:
         starlette_app = _starlette_app(_with)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _pinned(command: list[str], cpu: int) -> list[str]:
-    """Pin to one CPU when there are two or more: server and load never share a core."""
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu), *command]
-    return command
-
-
 def _server_command(kind: str, port: int) -> list[str]:
     python = sys.executable
     if kind == "flask":
@@ -137,36 +124,6 @@ def _server_command(kind: str, port: int) -> list[str]:
     ]
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Until the app answers (gunicorn's master listens before its worker has booted)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and its descendants (gunicorn's worker), from /proc."""
-    total, pending = 0.0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending.extend(int(c) for c in (task / "children").read_text().split())
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
-
-
 def _wrk(port: int, path: str, duration: float, pid: int, attempts: int = 3) -> dict[str, float]:
     """Requests per second, and the server's CPU microseconds per request.
 
@@ -179,11 +136,11 @@ def _wrk(port: int, path: str, duration: float, pid: int, attempts: int = 3) -> 
         f"http://127.0.0.1:{port}{path}",
     ]
     for _ in range(attempts):
-        cpu_before = _cpu_seconds(pid)
+        cpu_before = cpu_seconds(pid)
         output = subprocess.run(
-            _pinned(command, 1), check=True, capture_output=True, text=True, timeout=duration + 30
+            pinned(command, 1), check=True, capture_output=True, text=True, timeout=duration + 30
         ).stdout
-        cpu = _cpu_seconds(pid) - cpu_before
+        cpu = cpu_seconds(pid) - cpu_before
         rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
         count = re.search(r"(\d+) requests in", output)
         if rate is None or count is None or "Non-2xx" in output:
@@ -197,13 +154,13 @@ def _wrk(port: int, path: str, duration: float, pid: int, attempts: int = 3) -> 
 @contextmanager
 def _server(kind: str, variant: str) -> Iterator[tuple[int, int]]:
     """A server for ``kind``/``variant``, answering and warmed up: ``(port, pid)``."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "BENCH_MIDDLEWARE": variant, "BENCH_KIND": kind}
     env.update(ROASPROOF_ENABLED="false", ROASPROOF_OUTBOX=":memory:")
-    command = _pinned(_server_command(kind, port), 0)
+    command = pinned(_server_command(kind, port), 0)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     try:
-        _wait_ready(port, process)
+        wait_http_ready(port, process)
         _wrk(port, PATH, 1, process.pid)  # warm-up
         yield port, process.pid
     finally:
