@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -661,3 +661,92 @@ def test_events_serialize_with_pydantic_without_warnings() -> None:
     dumped = event.model_dump(mode="json")
     assert (dumped["value"], dumped["occurred_at"]) == ("1.00", when.isoformat()[:-6] + "Z")
     assert Event.model_validate_json(event.model_dump_json()) == event
+
+
+# The fast paths (a regex for the usual shape) must agree with the full checks they skip.
+_URL_ALPHABET = st.sampled_from(list("hHtTpPsS:/?#@[]%.-_~aZ09 \t\x00\x7f\u00e9\u3000"))
+
+
+def _split_url_problem(url: str) -> str | None:
+    """url_problem without its fast path: the reference it must agree with."""
+    from urllib.parse import urlsplit
+
+    if _event_checks._URL_JUNK.search(url):
+        return "junk"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018
+    except ValueError:
+        return "invalid"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not absolute"
+    return None
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(
+    st.one_of(
+        st.text(_URL_ALPHABET, max_size=30),
+        st.builds(
+            lambda scheme, host, port, rest: f"{scheme}://{host}{port}{rest}",
+            st.sampled_from(["http", "https", "HTTP", "ftp"]),
+            st.text(st.sampled_from(list("ab.-9:@[]%")), max_size=8),
+            st.sampled_from(["", ":", ":0", ":80", ":8080", ":65535", ":65536", ":99999", ":x"]),
+            st.text(_URL_ALPHABET, max_size=12),
+        ),
+    )
+)
+def test_the_plain_url_fast_path_agrees_with_urlsplit(url: str) -> None:
+    if _event_checks._PLAIN_URL.fullmatch(url):
+        assert _split_url_problem(url) is None
+    assert (_event_checks.url_problem(url) is None) is (_split_url_problem(url) is None)
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(
+    st.text(
+        st.one_of(
+            st.characters(max_codepoint=0x7F),
+            st.sampled_from(list("aZ0.@@.-+ \t\x1c\x1f\x7f!~é\u3000\u0130")),
+        ),
+        max_size=16,
+    )
+)
+def test_the_plain_email_fast_path_agrees_with_normalize_email(email: str) -> None:
+    from roasproof._normalize import normalize_email
+
+    text = email.strip()
+    if events._PLAIN_EMAIL.fullmatch(text):
+        assert normalize_email(text) is not None  # accepted, never raises
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["0", "0.00", "00.0", "1.", "249.00", "999999999999999.999999999999999999", "000000000000001"],
+)
+def test_plain_amounts_take_the_fast_path_with_the_same_result(amount: str) -> None:
+    assert _event_checks._PLAIN_AMOUNT.fullmatch(amount)
+    result = _event_checks.check_value(amount)
+    reference = _event_checks.check_value(f" {amount} ")  # the full path (strip first)
+    assert str(result) == str(reference)
+    assert result.as_tuple() == reference.as_tuple()
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(st.text(st.sampled_from(list("0123456789.-+eE ")), min_size=1, max_size=40))
+def test_the_plain_amount_fast_path_agrees_with_the_full_check(amount: str) -> None:
+    from pydantic_core import PydanticCustomError
+
+    def check(text: str) -> object:
+        try:
+            return _event_checks.check_value(text).as_tuple()
+        except PydanticCustomError as exc:  # the same problem and fix, or the same result
+            return exc.context
+
+    def full(text: str) -> object:
+        return check(f" {text} ")  # never the fast path, which takes no spaces
+
+    def fast(text: str) -> object:
+        return check(text)
+
+    assert fast(amount) == full(amount)

@@ -402,3 +402,35 @@ def test_encoding_from_many_threads_keeps_each_payloads_decimals() -> None:
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert all(pool.map(encode, range(64)))
+
+
+def test_encode_payload_still_detects_circular_references_and_recovers() -> None:
+    body: dict[str, Any] = {"event": "lead", "value": Decimal("1.50")}
+    body["custom_data"] = {"self": body}
+    with pytest.raises(ValueError, match="Circular reference detected"):
+        encode_payload(body)
+    inner: dict[str, Any] = {"a": 1}
+    again = {"x": inner, "y": inner}  # the same object twice is not a cycle
+    assert encode_payload(again) == b'{"x":{"a":1},"y":{"a":1}}'
+    with pytest.raises(TypeError, match="set is not JSON-serializable"):
+        encode_payload({"nested": {"bad": {1}}})
+    assert encode_payload(again) == b'{"x":{"a":1},"y":{"a":1}}'
+
+
+def test_encode_payload_is_the_same_with_and_without_the_reused_c_encoder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    event = make_event("purchase", value="249.00", currency="EUR", custom_data={"n": 1.5})
+    body = build_payload(event)
+    expected = json.dumps({**body, "value": 0}, ensure_ascii=False, separators=(",", ":")).replace(
+        '"value":0', '"value":249.00', 1
+    )
+    assert encode_payload(body) == expected.encode()
+    monkeypatch.setattr(_payload, "_make_c_encoder", None)
+    with ThreadPoolExecutor(4) as pool:  # fresh threads: no encoder built yet
+        results = list(pool.map(lambda _: encode_payload(body), range(200)))
+    assert set(results) == {expected.encode()}
+    monkeypatch.undo()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: encode_payload(body), range(200)))
+    assert set(results) == {expected.encode()}

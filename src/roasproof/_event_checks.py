@@ -69,6 +69,12 @@ _IPV4 = re.compile(
     r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 )
 _URL_JUNK = re.compile(r"[\s\x00-\x1f\x7f]")
+# The usual page address (lowercase http(s), a plain ASCII host, at most a 4-digit port,
+# no junk): urlsplit would accept it, so skip splitting it (~1.5 us). Anything else is split.
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,4})?(?:[/?#][^\s\x00-\x1f\x7f]*)?")
+# A plain amount ("249.00"): at most 15 digits before the point and 18 after, so finite,
+# non-negative and within bounds by its shape; Decimal() takes it as is.
+_PLAIN_AMOUNT = re.compile(r"[0-9]{1,15}(?:\.[0-9]{0,18})?")
 
 Problems = list[tuple[str, str, str]]
 
@@ -208,6 +214,8 @@ def check_ip(value: str) -> str:
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` is not an absolute http(s) URL, or None."""
+    if _PLAIN_URL.fullmatch(url):
+        return None
     if _URL_JUNK.search(url):
         return "contains whitespace or control characters"
     try:
@@ -229,6 +237,9 @@ def check_url(value: str) -> str:
 
 def check_value(value: object) -> Decimal:
     """An exact, finite, non-negative Decimal from an int, float, str or Decimal."""
+    if type(value) is str and _PLAIN_AMOUNT.fullmatch(value):
+        amount = Decimal(value)
+        return amount.copy_abs() if amount.is_zero() else amount
     fix = "pass the order value, e.g. Decimal('249.00')"
     if isinstance(value, Decimal):
         amount = value

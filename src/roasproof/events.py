@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -96,6 +97,11 @@ class ActionSource(StrEnum):
     OTHER = "other"
 
 
+# An ASCII address normalize_email accepts as it is (printable, no whitespace, one @, a
+# domain of non-empty dot-separated labels): checked without normalizing it, which the
+# payload does once when hashing. Anything else goes through normalize_email.
+_PLAIN_EMAIL = re.compile(r"[!-?A-~]+@(?:[!-\-/-?A-~]+\.)+[!-\-/-?A-~]+")
+
 _FUTURE_SLACK = timedelta(minutes=5)
 _STALE_AFTER = timedelta(days=7)
 
@@ -166,7 +172,7 @@ class UserData(ValidatedModel):
                 hash_email(text)
             except PIIError as exc:
                 fail(str(exc), "send the address itself, or the SHA-256 of the normalized one")
-        elif text:
+        elif text and not _PLAIN_EMAIL.fullmatch(text):
             try:
                 normalize_email(text)
             except PIIError:
