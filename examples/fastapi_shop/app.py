@@ -26,8 +26,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from roasproof import make_event_id
-from roasproof.decorators import conversion, track_conversion
+from roasproof import conversion, make_event_id, track_conversion
 from roasproof_starlette import RoasproofMiddleware, VisitorContext, lifespan
 
 PRODUCTS = {1: ("Espresso grinder", Decimal("249.00")), 2: ("Milk jug", Decimal("19.90"))}

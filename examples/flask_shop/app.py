@@ -25,8 +25,7 @@ from typing import Any
 from flask import Flask, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from roasproof import make_event_id
-from roasproof.decorators import conversion, track_conversion
+from roasproof import conversion, make_event_id, track_conversion
 from roasproof_flask import Roasproof
 
 PRODUCTS = {1: ("Espresso grinder", Decimal("249.00")), 2: ("Milk jug", Decimal("19.90"))}

@@ -8,8 +8,14 @@ import pytest
 from flask import Flask, Response, render_template_string
 
 import roasproof
-from roasproof import ConfigurationError, RequestContext, current_context, make_event_id
-from roasproof.decorators import conversion, track_conversion
+from roasproof import (
+    ConfigurationError,
+    RequestContext,
+    conversion,
+    current_context,
+    make_event_id,
+    track_conversion,
+)
 from roasproof.testing import CapturedEvents
 from roasproof_flask import CLIENT_SETTINGS, Roasproof
 

@@ -11,8 +11,7 @@ import pytest
 from flask import Flask, Response, request, stream_with_context
 
 import roasproof
-from roasproof import bind_context, current_context, make_event_id
-from roasproof.decorators import conversion, track_conversion
+from roasproof import bind_context, conversion, current_context, make_event_id, track_conversion
 from roasproof.testing import CapturedEvents
 from roasproof_flask import Roasproof
 

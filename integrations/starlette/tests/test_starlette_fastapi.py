@@ -17,8 +17,7 @@ from pydantic import BaseModel
 
 import roasproof
 import roasproof_starlette
-from roasproof import RequestContext, make_event_id
-from roasproof.decorators import conversion, track_conversion
+from roasproof import RequestContext, conversion, make_event_id, track_conversion
 from roasproof.testing import CapturedEvents, _CapturingDelivery
 from roasproof_starlette import RoasproofMiddleware, VisitorContext, lifespan, visitor_context
 

@@ -23,9 +23,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 import roasproof
-from roasproof import ConfigurationError, RequestContext, current_context
+from roasproof import (
+    ConfigurationError,
+    RequestContext,
+    conversion,
+    current_context,
+    track_conversion,
+)
 from roasproof.context import bind_context
-from roasproof.decorators import conversion, track_conversion
 from roasproof.testing import CapturedEvents
 from roasproof_starlette import RoasproofMiddleware
 

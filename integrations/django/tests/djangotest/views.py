@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from roasproof.decorators import conversion, track_conversion
+from roasproof import conversion, track_conversion
 
 from djangotest.models import Order
 from roasproof_django import capture_visitor
