@@ -20,6 +20,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -41,19 +42,9 @@ __all__ = ["build_payload", "encode_payload", "format_time"]
 
 _log = logging.getLogger("roasproof")
 
-# user_data keys the request context can fill, in the order they are sent.
-_CONTEXT_KEYS = (
-    "visitor_id",
-    "client_ip_address",
-    "client_user_agent",
-    "fbc",
-    "fbp",
-    "fbclid",
-    "gclid",
-    "wbraid",
-    "gbraid",
-    "ttclid",
-)
+# user_data keys the request context can fill, in the order they are sent: every field of
+# RequestContext but the page URL, which fills the event's own ``url``.
+_CONTEXT_KEYS = tuple(f.name for f in fields(RequestContext) if f.name != "url")
 _FB_SHAPE = "not in Meta's fb.<version>.<creation ms>.<value> shape"
 _FB_CHECKS: dict[str, Callable[[str], bool]] = {"fbc": valid_fbc, "fbp": valid_fbp}
 

@@ -45,9 +45,6 @@ def context_from_request(request: HttpRequest) -> RequestContext | None:
         proxies = roasproof_settings.trusted_proxies
         scope: Any = getattr(request, "scope", None)
         if isinstance(scope, dict):
-            if isinstance(scope.get("query_string"), str):
-                # Django's AsyncClient puts a str here where servers put bytes.
-                scope = {**scope, "query_string": scope["query_string"].encode("latin-1")}
             return context_from_asgi(scope, trusted_proxies=proxies)
         return context_from_wsgi(request.META, trusted_proxies=proxies)
     except Exception:
