@@ -11,7 +11,11 @@ served from the phone-parsing cache.
 * ``bare commit, between payloads``: the same commit timed alone, with track()'s
   payload work between commits (the CPU caches are then cold, as in a real app).
 * ``payload only``: validation, hashing and JSON encoding, no storage.
-* ``outbox enqueue``: roasproof's enqueue alone (the same commit on the real schema).
+* ``journal append``: what ``track()`` stores with, alone: one ``write()`` of the
+  record to this process's journal segment (the sender thread moves records into
+  the outbox in batches).
+* ``outbox commit``: the same event committed to the outbox in its own transaction
+  (what a process without a running sender does; the real schema, two indexes).
 * ``track(), idle worker``: ``Client.track`` of a purchase with every identifier
   (validation, normalization, SHA-256, JSON, commit) in a process whose sender is
   not elected (another worker delivers), i.e. most gunicorn workers.
@@ -39,7 +43,7 @@ from _common import PURCHASE, machine, nginx_sink, percentile, save
 
 from roasproof import Client
 from roasproof._config import Settings
-from roasproof._delivery import create_delivery
+from roasproof._delivery import Engine, create_delivery
 from roasproof._payload import encode_payload
 
 API_KEY = "rp_bench_key_0123456789"
@@ -135,15 +139,18 @@ def _hold_lease(outbox: Path) -> None:
         )
 
 
-def enqueue_only(root: Path, events: int, body: bytes) -> list[float]:
-    outbox = root / "enqueue.sqlite3"
+def enqueue_only(root: Path, events: int, body: bytes, *, journal: bool) -> list[float]:
+    outbox = root / f"enqueue-{journal}.sqlite3"
     client = _client(outbox, "http://127.0.0.1:9")
     client.track("lead", event_id="warm")  # creates the file; the sender starts
     _hold_lease(outbox)
     delivery = client._delivery
-    assert delivery is not None
+    assert isinstance(delivery, Engine)
+    store = delivery.store
     try:
-        return measure(lambda n: delivery.enqueue(f"e{n}", "purchase", body), events)
+        if journal:
+            return measure(lambda n: delivery.enqueue(f"e{n}", "purchase", body), events)
+        return measure(lambda n: store.enqueue(f"e{n}", "purchase", body, time.time()), events)
     finally:
         client.close(0.1)
 
@@ -201,7 +208,8 @@ def main() -> None:
         rows["bare SQLite insert+commit"] = bare_sqlite(root, args.events, body)
         rows["bare commit, between payloads"] = bare_sqlite_interleaved(root, args.events, body)
         rows["payload only (no storage)"] = payload_only(args.events)
-        rows["outbox enqueue (no validation)"] = enqueue_only(root, args.events, body)
+        rows["journal append (no validation)"] = enqueue_only(root, args.events, body, journal=True)
+        rows["outbox commit (no validation)"] = enqueue_only(root, args.events, body, journal=False)
         rows["track(), idle worker"] = client_track(root, args.events, None)
         try:
             with nginx_sink() as url:

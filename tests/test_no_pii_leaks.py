@@ -95,7 +95,12 @@ def test_no_plaintext_pii_or_api_key_leaks_on_any_path(
         client.track("quote_request", event_id="quote_zq5", user_data=user_data())
         assert client.flush(timeout=10)
         # while the client is open, recent commits still sit in the -wal file
-        live = {path.name: path.read_bytes() for path in tmp_path.glob("outbox.sqlite3*")}
+        # (and track()'s records sit in the journal segment this process writes)
+        live = {
+            path.name: path.read_bytes()
+            for path in [*tmp_path.glob("outbox.sqlite3*"), *tmp_path.glob("*.journal/*")]
+            if path.is_file()
+        }
         stats = client.stats()
         assert repr(client)
         assert_clean("repr(client)", repr(client) + str(client.settings))
@@ -111,9 +116,10 @@ def test_no_plaintext_pii_or_api_key_leaks_on_any_path(
         assert_clean("an on_error exception", f"{exc!s} {exc!r} {exc.args!r}")
 
     assert "outbox.sqlite3-wal" in live
+    assert any(name.endswith(".log") for name in live)  # a journal segment was searched
     for name, data in live.items():
         assert_clean(f"{name} (open)", data)
-    sqlite_files = sorted(tmp_path.glob("*.sqlite3*"))
+    sqlite_files = sorted(path for path in tmp_path.rglob("*.sqlite3*") if path.is_file())
     assert outbox in sqlite_files
     assert emulator_store in sqlite_files
     for path in sqlite_files:

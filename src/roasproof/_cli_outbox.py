@@ -101,7 +101,7 @@ def status_command(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"outbox    {status.path} ({size:.1f} MB)")
     click.echo(
         f"pending   {status.pending} (due now {status.due}, waiting to retry "
-        f"{status.waiting}, being sent {status.leased})"
+        f"{status.waiting}, being sent {status.leased}, in journals {status.journaled})"
     )
     if status.oldest_created_at is not None:
         click.echo(f"oldest    {_ago(now - status.oldest_created_at)} old")

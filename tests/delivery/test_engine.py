@@ -15,6 +15,7 @@ import pytest
 from roasproof._config import Settings
 from roasproof._delivery import Engine, RejectedSummary
 from roasproof._delivery._engine import _at_exit
+from roasproof._delivery._journal import read_segments, unmoved
 from roasproof._delivery._store import Pause
 
 from .sink import Reply, Sink
@@ -318,9 +319,16 @@ def test_a_locked_outbox_is_reported_and_delivery_resumes_when_it_is_free(
     blocker = sqlite3.connect(outbox_path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # e.g. a backup tool holding the file
     try:
-        assert engine.enqueue("b", "lead", body_for("b")) is True  # kept in memory meanwhile
-        assert engine.stats()["spill"] == 1
+        assert engine.enqueue("b", "lead", body_for("b")) is True
         time.sleep(0.3)
+        stats = engine.stats()  # durable in this process's journal meanwhile, not in memory
+        assert (stats["spill"], stats["pending"]) == (0, 1)
+        on_disk = [
+            record[0]
+            for name, data in read_segments(outbox_path).items()
+            for record in unmoved(name, data, 0)
+        ]
+        assert on_disk == ["b"]
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()

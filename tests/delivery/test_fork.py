@@ -88,6 +88,23 @@ def test_the_engine_says_so_loudly_once_when_its_sender_starts(
     engine.enqueue("b", "lead", body_for("b"))
     assert caplog.text.count("enable-threads = true") == 1
     assert caplog.records[0].levelname == "ERROR"
+    # The sender may never run: track() commits to the outbox (for `roasproof worker`),
+    # never to a journal only this process would move.
+    assert engine.store.count() == 2
+    assert engine.journal is not None
+    assert engine.journal.pending == 0
+
+
+def test_with_threads_a_missing_fork_hook_flag_keeps_the_journal(
+    sink: Sink, make_engine: MakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "uwsgi", _module("uwsgi", opt={"enable-threads": True}))
+    assert not _fork.sender_may_stall()
+    engine = make_engine()
+    engine.enqueue("a", "lead", body_for("a"))
+    engine.enqueue("b", "lead", body_for("b"))
+    assert engine.flush(10) is True
+    assert set(sink.accepted) == {"a", "b"}
 
 
 def test_fork_hooks_hold_the_locks_and_rebuild_state_in_the_child(

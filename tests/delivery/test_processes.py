@@ -202,19 +202,21 @@ def test_the_outbox_file_holds_no_plaintext_pii_and_no_api_key(sink: Sink, tmp_p
         PREAMBLE
         + """
 client = make_client()
-client.track("purchase", value="49.90", currency="EUR", user_data={
-    "email": "Jane.Doe@Example.com", "phone": "+1 415 555 0123", "external_id": "cust-8472"})
+for n in range(3):  # the first is committed to SQLite, the next go through the journal
+    client.track("purchase", event_id=f"p{n}", value="49.90", currency="EUR", user_data={
+        "email": "Jane.Doe@Example.com", "phone": "+1 415 555 0123", "external_id": "cust-8472"})
 client.track("purchase", value="0.10", currency="EUR", event_id="bad", user_data={"email": "x"})
 say("stats", client.stats()["pending"])
+os.kill(os.getpid(), signal.SIGKILL)  # leave the journal segment behind
 """,
         env=script_env(sink.url, str(outbox), API_KEY),
     )
-    assert "stats 1" in result.stdout, result.stderr
-    raw = b"".join(
-        path.read_bytes()
-        for path in (outbox, outbox.with_name(outbox.name + "-wal"))
-        if path.exists()
-    ).lower()
+    assert "stats 3" in result.stdout, result.stderr
+    journal = outbox.with_name(outbox.name + ".journal")
+    segments = sorted(journal.iterdir())
+    assert segments
+    files = [outbox, outbox.with_name(outbox.name + "-wal"), *segments]
+    raw = b"".join(path.read_bytes() for path in files if path.exists()).lower()
     for secret in (
         b"jane.doe@example.com",
         b"jane.doe",
@@ -227,4 +229,7 @@ say("stats", client.stats()["pending"])
         assert secret not in raw
     digest = b"86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d"
     assert digest in raw  # the hashed email is what is stored
-    assert os.stat(outbox).st_mode & 0o077 == 0
+    assert digest in b"".join(path.read_bytes() for path in segments)
+    for path in (outbox, *segments):
+        assert os.stat(path).st_mode & 0o077 == 0
+    assert os.stat(journal).st_mode & 0o077 == 0

@@ -9,6 +9,7 @@ Module map (one job each)::
     _base.py        the Delivery protocol and RejectedSummary
     _schema.py      the outbox file: creation (0600), pragmas, versioned schema
     _outbox.py      SQLite store: enqueue, claims under leases, fenced grouped acks
+    _journal.py     per-process append-only files track() writes; moved into the outbox
     _memory.py      bounded in-memory store for outbox=None (not durable)
     _store.py       the Store protocol both implement, and its row types
     _election.py    one elected sender per outbox file (a renewable lease row)
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from roasproof._delivery import _journal
 from roasproof._delivery._base import Delivery, RejectedSummary
 from roasproof._delivery._engine import Engine
 from roasproof._delivery._memory import MemoryStore
@@ -55,10 +57,13 @@ def create_delivery(
     """
     tuning = tuning or Tuning()
     store: Store
+    journal = None
     if settings.outbox is None:
         store = MemoryStore(tuning.memory_queue_size)
     else:
-        store = SQLiteStore(settings.outbox, settings.durability)
+        store = outbox = SQLiteStore(settings.outbox, settings.durability)
+        if _journal.AVAILABLE:
+            journal = _journal.Journal(outbox)
     if transport_factory is None and settings.api_key:
         transport_factory = choose_transport(
             settings.transport,
@@ -68,4 +73,4 @@ def create_delivery(
             settings.connect_timeout,
             settings.read_timeout,
         )
-    return Engine(settings, store, transport_factory, tuning=tuning, elect=elect)
+    return Engine(settings, store, transport_factory, tuning=tuning, elect=elect, journal=journal)

@@ -8,16 +8,30 @@ immediate transaction, and nothing here touches rows under a live lease.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from roasproof._delivery import _election
+from roasproof._delivery._journal import read_segments, unmoved
 from roasproof._delivery._schema import immediate, open_existing
 from roasproof._delivery._store import LeaseHolder, Pause
 
 __all__ = ["DeadRow", "OutboxAdmin", "OutboxStatus", "RejectedRow"]
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction: every query inside sees the same state of the outbox."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
 
 _REQUEUE = (
     "INSERT OR IGNORE INTO pending (event_id, event, body, created_at, attempts, "
@@ -34,6 +48,8 @@ class OutboxStatus:
     due: int
     waiting: int
     leased: int
+    #: written by a running process's track() and not yet moved into the outbox
+    journaled: int
     dead: int
     rejected: int
     oldest_created_at: float | None
@@ -43,7 +59,7 @@ class OutboxStatus:
     @property
     def pending(self) -> int:
         """Every event still to deliver, whatever its state."""
-        return self.due + self.waiting + self.leased
+        return self.due + self.waiting + self.leased + self.journaled
 
     def as_dict(self, now: float) -> dict[str, object]:
         """A JSON-ready view (``roasproof outbox status --json``)."""
@@ -55,6 +71,7 @@ class OutboxStatus:
             "due": self.due,
             "waiting_to_retry": self.waiting,
             "being_sent": self.leased,
+            "in_journals": self.journaled,
             "dead": self.dead,
             "rejected": self.rejected,
             "oldest_pending_age_s": None if oldest is None else round(now - oldest, 3),
@@ -119,6 +136,16 @@ class OutboxAdmin:
     def status(self, now: float | None = None) -> OutboxStatus:
         """Counts by state and the rest of ``roasproof outbox status``."""
         now = time.time() if now is None else now
+        segments = read_segments(self.path)  # before the snapshot: see read_segments
+        with _snapshot(self._conn):
+            return self._status(now, segments)
+
+    def _status(self, now: float, segments: dict[str, bytes]) -> OutboxStatus:
+        journaled = [
+            record
+            for name, data in segments.items()
+            for record in unmoved(name, data, self._moved_to(name))
+        ]
         leased = self._one(
             "SELECT count(*) FROM pending WHERE lease_owner IS NOT NULL AND lease_until > ?", now
         )
@@ -130,9 +157,13 @@ class OutboxAdmin:
         ).fetchone()
         pause = None if row is None else Pause(row[0], row[1], row[2], row[3], row[4], row[5])
         sender = _election.holder(self._conn)
+        if journaled:
+            first = min(record[3] for record in journaled)
+            oldest = first if oldest is None else min(float(oldest), first)
         return OutboxStatus(
             path=self.path,
-            size_bytes=sum(
+            size_bytes=sum(map(len, segments.values()))
+            + sum(
                 p.stat().st_size
                 for p in (self.path, self.path.with_name(self.path.name + "-wal"))
                 if p.exists()
@@ -140,12 +171,19 @@ class OutboxAdmin:
             due=due,
             waiting=max(total - due - leased, 0),
             leased=leased,
+            journaled=len(journaled),
             dead=self._one("SELECT count(*) FROM dead"),
             rejected=self._one("SELECT count(*) FROM rejected"),
             oldest_created_at=None if oldest is None else float(oldest),
             pause=pause,
             sender=sender if sender is not None and sender.until > now else None,
         )
+
+    def _moved_to(self, segment: str) -> int:
+        row = self._conn.execute(
+            "SELECT moved_to FROM ingested WHERE segment = ?", (segment,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def dead(self, limit: int = 50, event_ids: Sequence[str] = ()) -> list[DeadRow]:
         """Dead letters, newest first (or the ones named)."""

@@ -1,9 +1,13 @@
 """The :class:`Delivery` the Client uses: a store plus a lazily started sender.
 
-``enqueue`` is the whole cost of ``track()`` after validation: a pid check,
-one committed INSERT and a counter. The sender thread starts on the first
-event enqueued in the current process (never at import or construction, so
-a pre-fork master never owns one), and never from the exit hook.
+``enqueue`` is the whole cost of ``track()`` after validation: a pid check
+and one ``write()`` to this process's journal (see ``_journal.py``), whose
+records the sender thread moves into the outbox in batches. Without a
+running sender (the first event of a process, no API key, after ``close``)
+or a journal (``outbox=None``, Windows), it is one committed INSERT. The
+sender thread starts on the first event enqueued in the current process
+(never at import or construction, so a pre-fork master never owns one), and
+never from the exit hook.
 
 If the outbox cannot be written (disk full, read-only, permissions), events
 are kept in a bounded in-memory spill, written back on the next successful
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from roasproof._delivery import _fork
 from roasproof._delivery._base import RejectedSummary
+from roasproof._delivery._journal import Drained, Journal
 from roasproof._delivery._memory import QueueFull
 from roasproof._delivery._outcomes import Counters, Hooks
 from roasproof._delivery._retry import Tuning
@@ -60,9 +65,13 @@ class Engine:
         *,
         tuning: Tuning | None = None,
         elect: bool | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.journal = journal
+        #: the journal track() writes to: only while this process's sender thread can run
+        self._journal: Journal | None = None
         self._factory = transport_factory
         self.tuning = tuning or Tuning()
         self._elect = settings.senders == "one" if elect is None else elect
@@ -89,8 +98,24 @@ class Engine:
         """Commit the event to the store; ``False`` if its event_id is already queued."""
         if self._pid != os.getpid():
             self.after_fork(child=True)
+        now = time.time()
+        sender, journal = self.sender, self._journal
+        if (
+            journal is not None
+            and sender is not None
+            and journal.pending < self.tuning.memory_queue_size
+            and not self._spill
+            and sender.alive
+        ):
+            try:
+                if journal.append(event_id, event, body, now):
+                    sender.wake()  # the first record of a batch: have it moved soon
+                sender.app_seen = time.monotonic()
+                return True
+            except OSError as exc:  # the journal is unwritable: commit to SQLite instead
+                self._say("journal", "roasproof cannot write its journal: %s", exc)
         try:
-            added = self.store.enqueue(event_id, event, body, time.time())
+            added = self.store.enqueue(event_id, event, body, now)
         except QueueFull as exc:
             self._counters.add("dropped")
             _log.error("roasproof event %r dropped: %s; call flush() more often", event_id, exc)
@@ -137,9 +162,13 @@ class Engine:
 
     def stats(self) -> Mapping[str, int]:
         """Counters of this process, plus ``pending`` (the whole queue) and live gauges."""
+        try:
+            self.drain_journal()
+        except _STORAGE_ERRORS:
+            pass
         snapshot = self._counters.snapshot()
         try:
-            snapshot["pending"] = self.store.count()
+            snapshot["pending"] = self.pending()
         except _STORAGE_ERRORS:
             snapshot["pending"] = -1
         sender = self.sender
@@ -173,6 +202,9 @@ class Engine:
                 return False
             for problem in _fork.environment_problems():
                 self._say(problem, "%s", problem)
+            # Where the thread may not run (uWSGI without threads, gevent), track()
+            # commits to the outbox itself, for `roasproof worker` to deliver.
+            self._journal = None if _fork.sender_may_stall() else self.journal
             self.sender = Sender(
                 self.store,
                 self._factory,
@@ -184,6 +216,8 @@ class Engine:
                 lease=self._lease,
                 elect=self._elect,
                 key_fingerprint=self._fingerprint,
+                ingest=self.drain_journal if self.journal is not None else None,
+                adopt=self.adopt_journals if self.journal is not None else None,
             )
             self.sender.start()
             self._started_at = time.monotonic()
@@ -194,8 +228,30 @@ class Engine:
         return time.monotonic() - self._started_at >= _RESTART_AFTER
 
     def pending(self) -> int:
-        """How many events wait in the store (all processes)."""
-        return self.store.count()
+        """How many events wait in the store (all processes) and in this process's journal."""
+        return self.store.count() + (self.journal.pending if self.journal is not None else 0)
+
+    # -- the journal ---------------------------------------------------------------------------
+
+    def drain_journal(self) -> int:
+        """Move this process's journal into the outbox; how many events were new."""
+        journal = self.journal
+        if journal is None or not journal.pending:
+            return 0
+        return self._moved(journal.drain())
+
+    def adopt_journals(self) -> int:
+        """Move the journals of processes that exited into the outbox; how many were new."""
+        if self.journal is None:
+            return 0
+        return self._moved(self.journal.adopt())
+
+    def _moved(self, drained: Drained) -> int:
+        if drained.added:
+            self._counters.add("enqueued", drained.added)
+        if drained.duplicates:
+            self._counters.add("duplicates", drained.duplicates)
+        return drained.added
 
     # -- flushing and stopping ---------------------------------------------------------------
 
@@ -203,6 +259,9 @@ class Engine:
         if self._pid != os.getpid():
             self.after_fork(child=True)
         try:
+            self.drain_journal()
+            if hurry:
+                self.adopt_journals()
             self._unspill()
             mark = self.store.mark()
             if not self.store.pending_through(mark):
@@ -247,6 +306,11 @@ class Engine:
         with self._lock:
             self._closed = True
             self.sender = None
+        if self.journal is not None:
+            try:
+                self._moved(self.journal.close())
+            except _STORAGE_ERRORS as exc:  # the records stay in the journal file
+                self._say("journal", "roasproof could not move its journal to the outbox: %s", exc)
         if self._spill:
             _log.error(
                 "roasproof is closing with %d events it could not write to the outbox; "
@@ -302,16 +366,22 @@ class Engine:
     def prepare_fork(self) -> None:
         """Hold the engine's and the store's locks through the fork."""
         self._lock.acquire()
+        if self.journal is not None:
+            self.journal.prepare_fork()
         self.store.prepare_fork()
 
     def after_fork(self, child: bool) -> None:
         """Parent: release. Child: abandon the parent's sender and connections, start over."""
         if not child:
             self.store.after_fork(child=False)
+            if self.journal is not None:
+                self.journal.after_fork(child=False)
             self._lock.release()
             return
         _fork.abandon(self.sender, self._lock, self._counters)
         self.store.after_fork(child=True)
+        if self.journal is not None:
+            self.journal.after_fork(child=True)
         self._lock = threading.RLock()
         self._counters = Counters()
         self.sender = None

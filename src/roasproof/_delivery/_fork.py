@@ -26,7 +26,7 @@ import threading
 import weakref
 from typing import Protocol
 
-__all__ = ["ForkAware", "abandon", "environment_problems", "register"]
+__all__ = ["ForkAware", "abandon", "environment_problems", "register", "sender_may_stall"]
 
 
 class ForkAware(Protocol):
@@ -106,6 +106,22 @@ def environment_problems() -> list[str]:
     return problems
 
 
+def sender_may_stall() -> bool:
+    """Whether the sender thread may not run on its own here (green threads, uWSGI).
+
+    The engine then keeps ``track()`` committing to the outbox itself rather
+    than to a journal only this process's sender would move.
+    """
+    return _gevent_patched() or _eventlet_patched() or _uwsgi_without_threads()
+
+
+def _uwsgi_without_threads() -> bool:
+    options = getattr(sys.modules.get("uwsgi"), "opt", None)
+    if not isinstance(options, dict):
+        return False
+    return not (options.get("enable-threads") or _as_int(options.get("threads")) > 1)
+
+
 def _gevent_patched() -> bool:
     monkey = sys.modules.get("gevent.monkey")
     if monkey is None:
@@ -126,8 +142,7 @@ def _uwsgi_problems() -> list[str]:
     if not isinstance(options, dict):
         return []
     problems = []
-    threads = options.get("enable-threads") or _as_int(options.get("threads")) > 1
-    if not threads:
+    if _uwsgi_without_threads():
         problems.append(
             "uWSGI runs without threads, so the roasproof sender thread never gets to run: "
             "events are stored in the outbox but not delivered. Fix: add `enable-threads = "

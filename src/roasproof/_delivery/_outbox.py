@@ -22,11 +22,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from roasproof._delivery import _election
 from roasproof._delivery._base import RejectedSummary
 from roasproof._delivery._fork import abandon
+from roasproof._delivery._journal import Record
 from roasproof._delivery._schema import connect, immediate
 from roasproof._delivery._store import Pause, Results, Row
 
@@ -73,6 +76,11 @@ _EXPIRED = (
     "WHERE created_at < ? AND (lease_owner IS NULL OR next_attempt_at <= ?) LIMIT 500"
 )
 _KEEP_REJECTED = 1000
+_MOVED = "INSERT OR REPLACE INTO ingested (segment, moved_to, at) VALUES (?, ?, ?)"
+_FORGET = "DELETE FROM ingested WHERE segment = ?"
+_FORGET_OLD = "DELETE FROM ingested WHERE at < ?"
+#: A segment's note outlives any event in it (max_event_age is at most days).
+_KEEP_MOVED = 30 * 86400.0
 #: RETURNING arrived in SQLite 3.35; older libraries claim with SELECT + UPDATE.
 HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
@@ -84,7 +92,7 @@ class SQLiteStore:
 
     def __init__(self, path: Path, durability: str = "normal") -> None:
         self.path = path
-        self._durability = durability
+        self.durability = durability
         self._lock = threading.RLock()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -99,7 +107,7 @@ class SQLiteStore:
         try:
             return self._local.conn  # type: ignore[no-any-return]
         except AttributeError:
-            conn = connect(self.path, self._durability)
+            conn = connect(self.path, self.durability)
             self._local.conn = conn
             self._connections.append(conn)
             return conn
@@ -146,6 +154,38 @@ class SQLiteStore:
         with self._lock:
             cursor = self._conn().execute(_INSERT, (event_id, event, body, now, now))
         return cursor.rowcount == 1
+
+    def ingest(
+        self, records: Sequence[Record], segment: str, offset: int, forget: Sequence[str] = ()
+    ) -> int:
+        """Insert a journal batch in one transaction; how many were new (not duplicates).
+
+        The same transaction notes that ``segment`` was moved up to byte
+        ``offset``, so a segment is never moved twice, and drops the notes of
+        the ``forget`` segments (deleted since) and of anything past any
+        event's age.
+        """
+        with self._lock:
+            conn = self._conn()
+            with immediate(conn):
+                before = conn.total_changes
+                conn.executemany(_INSERT, [(e, name, b, at, at) for e, name, b, at in records])
+                added = conn.total_changes - before
+                conn.execute(_MOVED, (segment, offset, time.time()))
+                if forget:
+                    conn.executemany(_FORGET, [(name,) for name in forget])
+                conn.execute(_FORGET_OLD, (time.time() - _KEEP_MOVED,))
+        return added
+
+    def ingested_offset(self, segment: str) -> int:
+        """How far ``segment`` was already moved (0: not at all)."""
+        with self._lock:
+            row = (
+                self._conn()
+                .execute("SELECT moved_to FROM ingested WHERE segment = ?", (segment,))
+                .fetchone()
+            )
+        return 0 if row is None else int(row[0])
 
     def record_rejected(self, summary: RejectedSummary) -> None:
         """Keep the summary (no PII by construction) and only the latest 1,000 of them."""
@@ -214,7 +254,7 @@ class SQLiteStore:
         """
         with self._checkpoint_lock:
             if self._checkpointer is None:
-                self._checkpointer = connect(self.path, self._durability)
+                self._checkpointer = connect(self.path, self.durability)
             self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def next_due(self) -> float | None:

@@ -84,6 +84,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             key_fingerprint TEXT
         )""",
     ),
+    (
+        # How far each journal segment has been moved into ``pending`` (see _journal.py).
+        """CREATE TABLE ingested (
+            segment TEXT PRIMARY KEY,
+            moved_to INTEGER NOT NULL,
+            at REAL NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: WAL pages after which any commit checkpoints (the sender normally does it first).

@@ -2,8 +2,11 @@
 
 Never on the application's event loop: delivery must not compete with
 request handling, nor stop when an application's loop is closed. The loop
-here does four things, in order, each turn:
+here does five things, in order, each turn:
 
+0. move the events this process tracked from its journal into the outbox
+   (``track()`` wakes the loop for the first one of a batch), and, while
+   elected, now and then those that exited processes left in theirs;
 1. write the outcomes gathered so far (grouped: every ``ack_interval`` or
    ``ack_batch`` outcomes, or at once when nothing is in flight);
 2. hold the sender lease (one elected sender per outbox, unless
@@ -26,6 +29,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from roasproof._delivery._election import new_owner
 from roasproof._delivery._outcomes import Counters, Hooks, Judge, call_hook, expired_error
@@ -57,6 +61,8 @@ class Sender:
         lease: float,
         elect: bool,
         key_fingerprint: str | None,
+        ingest: Callable[[], int] | None = None,
+        adopt: Callable[[], int] | None = None,
     ) -> None:
         self._store = store
         self._factory = transport_factory
@@ -68,6 +74,9 @@ class Sender:
         self._lease = lease
         self._elect = elect
         self._fingerprint = key_fingerprint
+        self._ingest = ingest
+        self._adopt = adopt
+        self._adopted_at = float("-inf")
         self.owner = new_owner()
         self._claims = itertools.count(1)
         self._thread: threading.Thread | None = None
@@ -155,6 +164,8 @@ class Sender:
             self._loop = None
 
     async def _step(self, transport: Transport, judge: Judge) -> None:
+        if self._ingest is not None and self._ingest():
+            self._more = True  # our own commits do not move data_version
         now = time.time()
         self._collect(judge, now)
         self._apply(judge, now)
@@ -164,6 +175,10 @@ class Sender:
         if now - self._checked_pause_at >= self._tuning.lease_renew:
             self._checked_pause_at = now
             judge.adopt(self._store.get_pause(), now)
+        if self._adopt is not None and now - self._adopted_at >= self._tuning.lease_renew:
+            self._adopted_at = now
+            if self._adopt():
+                self._more = True
         if now - self._expired_at >= self._tuning.expire_every:
             self._expire(judge, now)
         self._launch(transport, judge, now)

@@ -1,0 +1,430 @@
+"""The journal: where ``track()`` makes an event durable, in one ``write()``.
+
+Committing a row to the SQLite outbox costs B-tree page writes to the WAL,
+shared-memory locks and, while other processes write, a wait for the write
+lock: two to four times a bare commit, on every checkout. Appending a record
+to a file that only this process writes costs one system call. Once
+``write()`` returns, the record is in the kernel's page cache: it survives a
+``kill -9`` of the process exactly as a WAL commit with
+``synchronous=NORMAL`` does (``durability="power"`` also fsyncs each record,
+like ``FULL``).
+
+Each process appends to its own segment file in ``<outbox>.journal/`` and
+holds an exclusive ``flock`` on it for as long as the file is in use. The
+process's sender thread moves the records into the outbox in batches
+(:meth:`Journal.drain`): one transaction inserts them and records, in the
+``ingested`` table, how far into the segment it got. A segment is append-only;
+past :data:`SEGMENT_BYTES` the next drain starts a new one and deletes the
+old once it is fully moved.
+
+A segment whose lock is free belongs to a process that died. Any process
+adopts it (:meth:`Journal.adopt`): it moves the records past the recorded
+offset, then deletes the file. So every record is moved exactly once, whether
+its process lived or was killed between any two steps.
+
+A record is a frame (payload length, CRC-32 of the payload) and a payload
+(body length, created_at, event_id and event lengths, then the three). A torn
+tail, which only a power loss can leave, fails its CRC and is ignored with a
+warning. Files are created ``0600`` in a ``0700`` directory; they hold what
+the outbox holds: hashed identifiers, never plaintext PII or the API key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import secrets
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: track() commits to SQLite directly
+    AVAILABLE = False
+else:
+    AVAILABLE = True
+
+__all__ = [
+    "AVAILABLE",
+    "SEGMENT_BYTES",
+    "Drained",
+    "Journal",
+    "Record",
+    "journal_directory",
+    "read_segment",
+    "read_segments",
+    "unmoved",
+]
+
+_log = logging.getLogger("roasproof")
+#: Written first in every segment; a file without it is not ours.
+MAGIC = b"roasproof-journal-1\n"
+_FRAME = struct.Struct("<II")  # payload length, CRC-32 of the payload
+_FIELDS = struct.Struct("<IdHH")  # body length, created_at, event_id length, event length
+#: A segment this large is replaced by a fresh one at the next drain.
+SEGMENT_BYTES = 1 << 20
+_SUFFIX = ".log"
+_TEMP_SUFFIX = ".tmp"
+_TEMP_GRACE = 60.0
+
+#: event_id, event name, JSON body, created_at (epoch seconds)
+Record = tuple[str, str, bytes, float]
+
+
+class Sink(Protocol):
+    """What the journal moves records into: the SQLite outbox."""
+
+    path: Path
+    durability: str
+
+    def ingest(
+        self, records: Sequence[Record], segment: str, offset: int, forget: Sequence[str]
+    ) -> int:
+        """Insert ``records`` (duplicates ignored) and note ``segment`` moved up to ``offset``."""
+        ...
+
+    def ingested_offset(self, segment: str) -> int:
+        """How far ``segment`` was moved already (0: not at all)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """What one drain or adoption moved into the outbox."""
+
+    added: int = 0
+    duplicates: int = 0
+
+    def __add__(self, other: Drained) -> Drained:
+        return Drained(self.added + other.added, self.duplicates + other.duplicates)
+
+
+@dataclass(slots=True)
+class _Segment:
+    path: Path
+    fd: int
+    size: int
+    records: list[Record] = field(default_factory=list)
+    broken: bool = False
+
+
+class Journal:
+    """This process's segment files for the outbox ``sink``; see the module docstring."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.directory = journal_directory(sink.path)
+        self._sync = sink.durability == "power"
+        self._lock = threading.Lock()  # appends vs. taking records
+        self._drain_lock = threading.Lock()  # one drain at a time
+        self._current: _Segment | None = None
+        self._retired: list[_Segment] = []  # replaced, not yet fully moved
+        self._forget: list[str] = []  # deleted segments whose offsets can go
+        self._name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._numbers = itertools.count(1)
+
+    # -- the request's side ------------------------------------------------------
+
+    def append(self, event_id: str, event: str, body: bytes, now: float) -> bool:
+        """Make the event durable; ``True`` if it is the first record waiting to be moved."""
+        ids, name = event_id.encode(), event.encode()
+        payload = b"".join((_FIELDS.pack(len(body), now, len(ids), len(name)), ids, name, body))
+        record = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+        with self._lock:
+            segment = self._current
+            if segment is None or segment.broken:
+                if segment is not None:
+                    self._retired.append(segment)
+                segment = self._current = self._open()
+            self._write(segment, record)
+            segment.records.append((event_id, event, body, now))
+            return len(segment.records) == 1
+
+    def _write(self, segment: _Segment, record: bytes) -> None:
+        try:
+            written = os.write(segment.fd, record)
+            while written < len(record):  # a short write: the disk is nearly full
+                more = os.write(segment.fd, record[written:])
+                if more == 0:  # pragma: no cover - the kernel raises ENOSPC instead
+                    raise OSError("the journal accepted no more bytes")
+                written += more
+            if self._sync:
+                os.fsync(segment.fd)
+        except OSError:
+            # Never leave half a record before the next one: cut it off, or stop using
+            # the segment (a reader stops at the first torn record).
+            try:
+                os.ftruncate(segment.fd, segment.size)
+            except OSError:
+                segment.broken = True
+            raise
+        segment.size += len(record)
+
+    @property
+    def pending(self) -> int:
+        """Records written and not yet moved into the outbox."""
+        current = self._current
+        waiting = len(current.records) if current is not None else 0
+        return waiting + sum(len(segment.records) for segment in self._retired)
+
+    # -- the sender's side -------------------------------------------------------
+
+    def drain(self) -> Drained:
+        """Move every record written so far into the outbox, in one transaction per segment.
+
+        On a storage error the records stay (in memory and in their segment)
+        for the next drain, and the error propagates.
+        """
+        with self._drain_lock:
+            self._replace_if_full()
+            moved = Drained()
+            while self._retired:
+                segment = self._retired[0]
+                moved += self._move(segment)
+                self._retired.pop(0)
+                self._delete(segment)
+            current = self._current
+            if current is not None:
+                moved += self._move(current)
+            return moved
+
+    def _replace_if_full(self) -> None:
+        current = self._current
+        if current is None or current.size < SEGMENT_BYTES:
+            return
+        fresh = self._open()  # outside the lock: creating a file never delays track()
+        with self._lock:
+            old, self._current = self._current, fresh
+            if old is not None:
+                self._retired.append(old)
+
+    def _move(self, segment: _Segment) -> Drained:
+        with self._lock:
+            records, segment.records = segment.records, []
+            offset = segment.size
+        if not records:
+            return Drained()
+        try:
+            added = self.sink.ingest(records, segment.path.name, offset, self._forget)
+        except BaseException:
+            with self._lock:
+                segment.records[:0] = records
+            raise
+        self._forget = []
+        return Drained(added, len(records) - added)
+
+    def _delete(self, segment: _Segment) -> None:
+        """Delete a fully moved segment (its offset row goes with the next ingest)."""
+        try:
+            os.unlink(segment.path)
+            self._forget.append(segment.path.name)
+        except OSError as exc:  # the offset row keeps it from being moved twice
+            _log.warning("roasproof could not delete the journal segment %s: %s", segment.path, exc)
+        os.close(segment.fd)
+
+    def adopt(self) -> Drained:
+        """Move the records of segments left by processes that died, then delete them."""
+        try:
+            names = sorted(os.listdir(self.directory))
+        except (FileNotFoundError, NotADirectoryError):  # nothing was ever journaled here
+            return Drained()
+        moved = Drained()
+        for name in names:
+            if name.endswith((_SUFFIX, _TEMP_SUFFIX)):
+                moved += self._adopt(self.directory / name)
+        return moved
+
+    def _adopt(self, path: Path) -> Drained:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return Drained()
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return Drained()  # its process is alive (perhaps this one)
+            if os.fstat(fd).st_nlink == 0:
+                return Drained()  # another process adopted it while we waited
+            if path.name.endswith(_TEMP_SUFFIX):
+                # Its process died creating it (no records yet), unless it is still young:
+                # a live process locks its new segment right after creating it.
+                if time.time() - os.fstat(fd).st_mtime > _TEMP_GRACE:
+                    os.unlink(path)
+                return Drained()
+            data = _read_all(fd)
+            if not data.startswith(MAGIC):
+                return self._quarantine(path)
+            done = self.sink.ingested_offset(path.name)
+            records = [record for record, end in read_segment(data, path) if end > done]
+            added = 0
+            if records:
+                added = self.sink.ingest(records, path.name, len(data), self._forget)
+                self._forget = []
+            os.unlink(path)
+            self._forget.append(path.name)
+            if records:
+                _log.info(
+                    "roasproof moved %d events left by a process that exited into the outbox",
+                    len(records),
+                )
+            return Drained(added, len(records) - added)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _quarantine(path: Path) -> Drained:
+        bad = path.with_name(path.name + ".unreadable")
+        os.replace(path, bad)
+        _log.error("roasproof: %s is not a roasproof journal segment; moved to %s", path, bad)
+        return Drained()
+
+    # -- files ---------------------------------------------------------------------
+
+    def _open(self) -> _Segment:
+        """A new segment: created under a temporary name, locked, then renamed.
+
+        An adopter never sees a final name without its lock held, so it can
+        never take a segment its process is about to write.
+        """
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stem = f"{self._name}-{next(self._numbers):06d}"
+        temp = self.directory / f".{stem}{_TEMP_SUFFIX}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(temp, flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(fd, MAGIC)
+            path = self.directory / f"{stem}{_SUFFIX}"
+            os.rename(temp, path)
+            if self._sync:
+                os.fsync(fd)
+                _fsync_directory(self.directory)
+        except BaseException:
+            os.close(fd)
+            temp.unlink(missing_ok=True)
+            raise
+        return _Segment(path, fd, len(MAGIC))
+
+    def close(self) -> Drained:
+        """Move what is left, then let go of the files (anything unmoved is adopted later)."""
+        try:
+            return self.drain()
+        finally:
+            with self._lock:
+                segments = [*self._retired, *([self._current] if self._current else [])]
+                self._retired, self._current = [], None
+            for segment in segments:
+                if segment.records:
+                    os.close(segment.fd)  # unlocked: the next process adopts it
+                else:
+                    self._delete(segment)
+
+    # -- fork --------------------------------------------------------------------------
+
+    def prepare_fork(self) -> None:
+        """Hold the append lock through the fork: no record is half written."""
+        self._lock.acquire()
+
+    def after_fork(self, child: bool) -> None:
+        """Parent: release. Child: give the parent's segments back, start its own."""
+        if not child:
+            self._lock.release()
+            return
+        # Closing the child's copies leaves the parent's locks in place, and lets
+        # the segments be adopted once the parent exits, whatever the child does.
+        for segment in [*self._retired, *([self._current] if self._current else [])]:
+            try:
+                os.close(segment.fd)
+            except OSError:  # pragma: no cover - already closed
+                pass
+        self._lock = threading.Lock()
+        self._drain_lock = threading.Lock()
+        self._current = None
+        self._retired = []
+        self._forget = []
+        self._name = f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def read_segment(data: bytes, path: Path | None = None) -> Iterator[tuple[Record, int]]:
+    """The records of a segment's bytes, each with the offset where it ends."""
+    offset = len(MAGIC)
+    while offset < len(data):
+        frame_end = offset + _FRAME.size
+        if frame_end > len(data):
+            break
+        length, crc = _FRAME.unpack_from(data, offset)
+        payload = data[frame_end : frame_end + length]
+        if len(payload) != length or zlib.crc32(payload) != crc or length < _FIELDS.size:
+            break
+        body_length, created_at, id_length, name_length = _FIELDS.unpack_from(payload)
+        start = _FIELDS.size
+        event_id = payload[start : start + id_length].decode()
+        start += id_length
+        event = payload[start : start + name_length].decode()
+        body = payload[start + name_length : start + name_length + body_length]
+        offset = frame_end + length
+        yield (event_id, event, body, created_at), offset
+    if offset < len(data):
+        _log.warning(
+            "roasproof journal segment %s ends with %d bytes of a torn record (a power loss?); "
+            "they are ignored",
+            path,
+            len(data) - offset,
+        )
+
+
+def journal_directory(outbox: Path) -> Path:
+    """Where the journal segments of the outbox at ``outbox`` live."""
+    # Not "-journal": SQLite would take that name for its own rollback journal.
+    return outbox.with_name(outbox.name + ".journal")
+
+
+def read_segments(outbox: Path) -> dict[str, bytes]:
+    """The bytes of every segment in ``outbox``'s journal (for ``roasproof outbox status``).
+
+    Read without locking: a segment being written may hold one more record a
+    moment later. Read them before the outbox's counts, in one read
+    transaction, so that a record moved meanwhile is counted once.
+    """
+    segments: dict[str, bytes] = {}
+    try:
+        paths = sorted(journal_directory(outbox).iterdir())
+    except FileNotFoundError:
+        return segments
+    for path in paths:
+        if path.name.endswith(_SUFFIX):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:  # moved and deleted meanwhile
+                continue
+            if data.startswith(MAGIC):
+                segments[path.name] = data
+    return segments
+
+
+def unmoved(segment: str, data: bytes, moved_to: int) -> list[Record]:
+    """The records of a segment past the offset already moved into the outbox."""
+    return [record for record, end in read_segment(data, Path(segment)) if end > moved_to]
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
