@@ -24,6 +24,7 @@ FAST = Tuning(
     lease_margin=0.5,
     lease_renew=0.2,
     poll_interval=0.01,
+    journal_linger=0.01,
     ack_interval=0.005,
     expire_every=0.2,
     breaker_threshold=10,

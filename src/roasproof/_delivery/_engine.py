@@ -103,13 +103,13 @@ class Engine:
         if (
             journal is not None
             and sender is not None
-            and journal.pending < self.tuning.memory_queue_size
+            and sender.running
             and not self._spill
-            and sender.alive
+            and journal.waiting < self.tuning.memory_queue_size
         ):
             try:
                 if journal.append(event_id, event, body, now):
-                    sender.wake()  # the first record of a batch: have it moved soon
+                    sender.nudge()  # the first record of a batch: have it moved soon
                 sender.app_seen = time.monotonic()
                 return True
             except OSError as exc:  # the journal is unwritable: commit to SQLite instead

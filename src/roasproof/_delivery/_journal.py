@@ -168,6 +168,12 @@ class Journal:
         segment.size += len(record)
 
     @property
+    def waiting(self) -> int:
+        """Records of the segment in use not yet moved (cheap: read on every append)."""
+        current = self._current
+        return len(current.records) if current is not None else 0
+
+    @property
     def pending(self) -> int:
         """Records written and not yet moved into the outbox."""
         current = self._current

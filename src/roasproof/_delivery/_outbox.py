@@ -1,9 +1,10 @@
 """The durable store: a SQLite outbox every process of the application shares.
 
-``track()`` costs one ``INSERT OR IGNORE`` in autocommit on a connection
-kept per thread (and per pid), through SQLite's prepared-statement cache:
-no other query, no lock held across I/O. Once it returns, the event
-survives a ``kill -9`` of the process.
+Events arrive in batches from the journals (``_journal.py``): one
+transaction of ``INSERT OR IGNORE`` per batch, which also records how far
+the batch's segment has been moved. A process without a running sender
+commits a single event the same way, in autocommit, on a connection kept
+per thread (and per pid), through SQLite's prepared-statement cache.
 
 The sender claims due rows in one ``BEGIN IMMEDIATE`` statement that stamps
 them with a lease token and pushes their ``next_attempt_at`` to the lease

@@ -48,6 +48,9 @@ class Tuning:
     lease_margin: float = 5.0
     #: how often an idle sender looks for work written by other processes
     poll_interval: float = 0.05
+    #: how long tracked events may wait in this process's journal before the sender
+    #: moves them into the outbox, in one transaction (flush moves them at once)
+    journal_linger: float = 0.05
     #: outcomes are written in groups: at least this often, or this many at once
     ack_interval: float = 0.02
     ack_batch: int = 256

@@ -4,8 +4,10 @@ Never on the application's event loop: delivery must not compete with
 request handling, nor stop when an application's loop is closed. The loop
 here does five things, in order, each turn:
 
-0. move the events this process tracked from its journal into the outbox
-   (``track()`` wakes the loop for the first one of a batch), and, while
+0. move the events this process tracked from its journal into the outbox,
+   at most every ``journal_linger`` seconds so that they go in batches and
+   the thread takes the GIL from the application rarely (``track()`` only
+   shortens the sleep of a sender that would sleep longer), and, while
    elected, now and then those that exited processes left in theirs;
 1. write the outcomes gathered so far (grouped: every ``ack_interval`` or
    ``ack_batch`` outcomes, or at once when nothing is in flight);
@@ -77,6 +79,9 @@ class Sender:
         self._ingest = ingest
         self._adopt = adopt
         self._adopted_at = float("-inf")
+        self._ingested_at = float("-inf")
+        self._wakes_at = float("-inf")  # monotonic time the current sleep ends
+        self._journal_waiting = False
         self.owner = new_owner()
         self._claims = itertools.count(1)
         self._thread: threading.Thread | None = None
@@ -97,6 +102,8 @@ class Sender:
         self._done: list[tuple[Row, Outcome]] = []
         self._last_error_log = float("-inf")
         self._cpu_mark = 0.0
+        #: like ``alive``, as a plain attribute (track() reads it): started, not yet ended
+        self.running = False
         #: when this process last tracked an event (set by the engine, read for pacing)
         self.app_seen = float("-inf")
         self.judge: Judge | None = None
@@ -106,6 +113,7 @@ class Sender:
     def start(self) -> None:
         """Start the daemon thread (it dies with the process; the outbox keeps the rest)."""
         self._thread = threading.Thread(target=self._run, name="roasproof-sender", daemon=True)
+        self.running = True
         self._thread.start()
 
     @property
@@ -128,6 +136,31 @@ class Sender:
         except RuntimeError:  # the loop has just closed
             pass
 
+    def nudge(self) -> None:
+        """Events wait in the journal: make sure the loop wakes within ``journal_linger``.
+
+        Costs nothing while the loop is due to wake soon anyway (the elected
+        sender polls that often); otherwise one cross-thread call per batch.
+        """
+        self._journal_waiting = True  # read by the loop before it next sleeps
+        linger = self._tuning.journal_linger
+        soon = time.monotonic() + linger
+        if self._wakes_at <= soon:
+            return
+        self._wakes_at = soon
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._rearm, linger)
+        except RuntimeError:  # the loop has just closed
+            pass
+
+    def _rearm(self, delay: float) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            asyncio.get_running_loop().call_later(delay, _settle, waiter)
+
     def stop(self, timeout: float) -> None:
         """Stop within ``timeout`` s: in-flight requests may finish, the rest stays queued."""
         self._stop_deadline = time.time() + max(timeout, 0.0)
@@ -144,6 +177,8 @@ class Sender:
             asyncio.run(self._main())
         except Exception:  # pragma: no cover - _main guards its own steps
             _log.exception("roasproof sender stopped unexpectedly; events stay queued")
+        finally:
+            self.running = False
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -164,8 +199,13 @@ class Sender:
             self._loop = None
 
     async def _step(self, transport: Transport, judge: Judge) -> None:
-        if self._ingest is not None and self._ingest():
-            self._more = True  # our own commits do not move data_version
+        if self._ingest is not None:
+            clock = time.monotonic()
+            if clock - self._ingested_at >= self._tuning.journal_linger:
+                self._ingested_at = clock
+                self._journal_waiting = False  # before the move: later events nudge again
+                if self._ingest():
+                    self._more = True  # our own commits do not move data_version
         now = time.time()
         self._collect(judge, now)
         self._apply(judge, now)
@@ -349,15 +389,19 @@ class Sender:
         if self._woken or self._stopping:
             self._woken = False
             return
+        if self._journal_waiting:
+            timeout = min(timeout, self._tuning.journal_linger)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
+        self._wakes_at = time.monotonic() + timeout
         handle = loop.call_later(timeout, _settle, waiter)
         try:
             await waiter
         finally:
             handle.cancel()
             self._waiter = None
+            self._wakes_at = float("-inf")  # awake: track() need not nudge
 
     # -- stopping ------------------------------------------------------------------------
 
