@@ -298,3 +298,27 @@ def test_outbox_status_counts_events_still_in_a_journal(outbox_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "pending   4 (due now 1" in result.output
     assert "in journals 3" in result.output
+
+
+def test_a_failed_write_never_leaves_half_a_record_before_the_next(
+    store: SQLiteStore, outbox_path: Path
+) -> None:
+    journal = Journal(store)
+    journal.append("before", "lead", body_for("before"), time.time())
+    segment = journal._current
+    assert segment is not None
+    writable = segment.fd
+    segment.fd = os.open(segment.path, os.O_RDONLY)  # the disk refuses every write now
+    try:
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            journal.append("refused", "lead", body_for("refused"), time.time())
+        assert segment.broken  # could not cut the segment back either: it is retired
+    finally:
+        os.close(segment.fd)
+        segment.fd = writable
+    journal.append("after", "lead", body_for("after"), time.time())
+    assert journal._current is not segment
+    assert journal.pending == 2
+    assert journal.drain().added == 2
+    assert list(_pending(outbox_path)) == ["before", "after"]
+    assert len(read_segments(outbox_path)) == 1  # the retired segment was deleted once moved
