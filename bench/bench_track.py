@@ -11,8 +11,8 @@ served from the phone-parsing cache.
 * ``bare commit, between payloads``: the same commit timed alone, with track()'s
   payload work between commits (the CPU caches are then cold, as in a real app).
 * ``payload only``: validation, hashing and JSON encoding, no storage.
-* ``journal append``: what ``track()`` stores with, alone: one ``write()`` of the
-  record to this process's journal segment (the sender thread moves records into
+* ``journal append``: what ``track()`` stores with, alone: one copy of the
+  record into this process's memory-mapped journal segment (the sender thread moves records into
   the outbox in batches).
 * ``outbox commit``: the same event committed to the outbox in its own transaction
   (what a process without a running sender does; the real schema, two indexes).

@@ -13,8 +13,8 @@ every call timed on its own:
 * ``track(), committing to the outbox``: ``Client.track`` as it was before the journal:
   validation, hashing and one SQLite transaction per event into the shared outbox.
 * ``track(), journal (default)``: ``Client.track`` as shipped: the same work, then one
-  ``write()`` to the worker's own journal; each worker's sender thread moves its journal
-  into the outbox in batches.
+  copy into the worker's own memory-mapped journal; each worker's sender thread moves
+  its journal into the outbox in batches.
 
 The API endpoint is down (a closed port) for the whole run: nothing is delivered, so the
 rows compare storage alone, and the backlog only grows.

@@ -113,11 +113,14 @@ def test_a_full_segment_is_replaced_and_deleted_once_moved(
         if n % 10 == 9:
             journal.drain()
     assert len(_pending(store.path)) == 40
-    assert len(read_segments(store.path)) == 1  # only the one in use is left
+    current = journal._current
+    assert current is not None
+    # left: the segment in use and the next one, prepared ahead by the drain
+    assert len(read_segments(store.path)) == 2
     journal.drain()  # the next move forgets where the deleted segments had got to
     with sqlite3.connect(store.path) as conn:
         noted = [row[0] for row in conn.execute("SELECT segment FROM ingested")]
-    assert noted == list(read_segments(store.path))
+    assert noted == [current.path.name]
 
 
 def test_a_killed_process_s_journal_is_adopted_and_delivered_once(
@@ -173,11 +176,25 @@ def test_a_torn_tail_is_ignored_with_a_warning(
 ) -> None:
     _die_after_appending(outbox_path, 3)
     ((name, data),) = read_segments(outbox_path).items()
+    *_, (_, end) = read_segment(data)
     path = outbox_path.with_name(outbox_path.name + ".journal") / name
-    path.write_bytes(data + data[len(MAGIC) : len(MAGIC) + 20])  # half of a record
+    with path.open("r+b") as segment:  # the first half of a fourth record
+        segment.seek(end)
+        segment.write(data[len(MAGIC) : len(MAGIC) + 20])
     with caplog.at_level(logging.WARNING, "roasproof"):
         assert Journal(store).adopt().added == 3
     assert "torn record" in caplog.text
+
+
+def test_the_zero_filled_rest_of_a_segment_is_not_a_torn_record(
+    store: SQLiteStore, outbox_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _die_after_appending(outbox_path, 2)
+    ((_, data),) = read_segments(outbox_path).items()
+    assert len(data) == _journal.SEGMENT_BYTES  # reserved at full size
+    with caplog.at_level(logging.WARNING, "roasproof"):
+        assert Journal(store).adopt().added == 2
+    assert "torn" not in caplog.text
 
 
 def test_a_corrupt_record_stops_the_reader_there() -> None:
@@ -300,25 +317,31 @@ def test_outbox_status_counts_events_still_in_a_journal(outbox_path: Path) -> No
     assert "in journals 3" in result.output
 
 
-def test_a_failed_write_never_leaves_half_a_record_before_the_next(
-    store: SQLiteStore, outbox_path: Path
+def test_an_event_too_large_for_a_segment_is_committed_to_the_outbox_instead(
+    sink: Sink, make_engine: MakeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(_journal, "SEGMENT_BYTES", 4096)
+    engine = make_engine()
+    engine.enqueue("small_1", "lead", body_for("small_1"))  # starts the sender
+    large = body_for("large") + b" " * 5000
+    assert engine.enqueue("large", "lead", large) is True
+    assert engine.journal is not None
+    assert engine.journal.pending == 0  # not journaled, and not lost
+    assert engine.enqueue("small_2", "lead", body_for("small_2")) is True
+    assert engine.journal.pending == 1
+    assert engine.flush(10) is True
+    assert set(sink.accepted) == {"small_1", "large", "small_2"}
+
+
+def test_records_span_segments_and_full_ones_are_deleted_once_moved(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_journal, "SEGMENT_BYTES", 4096)
     journal = Journal(store)
-    journal.append("before", "lead", body_for("before"), time.time())
-    segment = journal._current
-    assert segment is not None
-    writable = segment.fd
-    segment.fd = os.open(segment.path, os.O_RDONLY)  # the disk refuses every write now
-    try:
-        with pytest.raises(OSError, match="Bad file descriptor"):
-            journal.append("refused", "lead", body_for("refused"), time.time())
-        assert segment.broken  # could not cut the segment back either: it is retired
-    finally:
-        os.close(segment.fd)
-        segment.fd = writable
-    journal.append("after", "lead", body_for("after"), time.time())
-    assert journal._current is not segment
-    assert journal.pending == 2
-    assert journal.drain().added == 2
-    assert list(_pending(outbox_path)) == ["before", "after"]
-    assert len(read_segments(outbox_path)) == 1  # the retired segment was deleted once moved
+    for n in range(120):  # about 80 bytes each: several segments, no drain in between
+        journal.append(f"e{n}", "lead", body_for(f"e{n}"), time.time())
+    assert len(read_segments(store.path)) > 1
+    assert journal.pending == 120
+    assert journal.drain().added == 120
+    assert list(_pending(store.path)) == [f"e{n}" for n in range(120)]
+    assert len(read_segments(store.path)) <= 2  # the one in use, maybe its spare

@@ -1,7 +1,7 @@
 """The :class:`Delivery` the Client uses: a store plus a lazily started sender.
 
 ``enqueue`` is the whole cost of ``track()`` after validation: a pid check
-and one ``write()`` to this process's journal (see ``_journal.py``), whose
+and one memory copy into this process's journal (see ``_journal.py``), whose
 records the sender thread moves into the outbox in batches. Without a
 running sender (the first event of a process, no API key, after ``close``)
 or a journal (``outbox=None``, Windows), it is one committed INSERT. The
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from roasproof._delivery import _fork
 from roasproof._delivery._base import RejectedSummary
-from roasproof._delivery._journal import Drained, Journal
+from roasproof._delivery._journal import Drained, Journal, RecordTooLarge
 from roasproof._delivery._memory import QueueFull
 from roasproof._delivery._outcomes import Counters, Hooks
 from roasproof._delivery._retry import Tuning
@@ -112,6 +112,8 @@ class Engine:
                     sender.nudge()  # the first record of a batch: have it moved soon
                 sender.app_seen = time.monotonic()
                 return True
+            except RecordTooLarge:  # an unusually large event: commit it to SQLite
+                pass
             except OSError as exc:  # the journal is unwritable: commit to SQLite instead
                 self._say("journal", "roasproof cannot write its journal: %s", exc)
         try:

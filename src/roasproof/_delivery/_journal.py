@@ -1,21 +1,24 @@
-"""The journal: where ``track()`` makes an event durable, in one ``write()``.
+"""The journal: where ``track()`` makes an event durable, with one memory copy.
 
 Committing a row to the SQLite outbox costs B-tree page writes to the WAL,
 shared-memory locks and, while other processes write, a wait for the write
-lock: two to four times a bare commit, on every checkout. Appending a record
-to a file that only this process writes costs one system call. Once
-``write()`` returns, the record is in the kernel's page cache: it survives a
-``kill -9`` of the process exactly as a WAL commit with
-``synchronous=NORMAL`` does (``durability="power"`` also fsyncs each record,
-like ``FULL``).
+lock: two to four times a bare commit, on every checkout, and each of those
+system calls hands the GIL to the sender thread. Instead each process
+appends its events to its own segment file, mapped into memory
+(``MAP_SHARED``): an append is a ``memcpy`` into the kernel's page cache, no
+system call, and it never lets go of the GIL. Once it returns, the record is
+the file's: it survives a ``kill -9`` of the process exactly as a WAL commit
+with ``synchronous=NORMAL`` does (``durability="power"`` also ``msync``s
+each record, like ``FULL``).
 
-Each process appends to its own segment file in ``<outbox>.journal/`` and
-holds an exclusive ``flock`` on it for as long as the file is in use. The
-process's sender thread moves the records into the outbox in batches
-(:meth:`Journal.drain`): one transaction inserts them and records, in the
-``ingested`` table, how far into the segment it got. A segment is append-only;
-past :data:`SEGMENT_BYTES` the next drain starts a new one and deletes the
-old once it is fully moved.
+Segments live in ``<outbox>.journal/``. Each is created at its full size with
+``posix_fallocate`` (a full disk fails there, never later inside a mapped
+write), under a temporary name, locked with ``flock`` and then renamed; the
+process holds the lock for as long as it uses the file. The process's sender
+thread moves the records into the outbox in batches (:meth:`Journal.drain`):
+one transaction inserts them and records, in the ``ingested`` table, how far
+into the segment it got. When a segment is full the next one (prepared ahead
+by the sender thread) takes over, and the full one is deleted once moved.
 
 A segment whose lock is free belongs to a process that died. Any process
 adopts it (:meth:`Journal.adopt`): it moves the records past the recorded
@@ -23,16 +26,19 @@ offset, then deletes the file. So every record is moved exactly once, whether
 its process lived or was killed between any two steps.
 
 A record is a frame (payload length, CRC-32 of the payload) and a payload
-(body length, created_at, event_id and event lengths, then the three). A torn
-tail, which only a power loss can leave, fails its CRC and is ignored with a
-warning. Files are created ``0600`` in a ``0700`` directory; they hold what
-the outbox holds: hashed identifiers, never plaintext PII or the API key.
+(body length, created_at, event_id and event lengths, then the three); the
+unused rest of a segment is zeros. A torn record, which only a kill in the
+middle of an append (its ``track()`` never returned) or a power loss can
+leave, fails its CRC and is ignored with a warning. Files are created
+``0600`` in a ``0700`` directory; they hold what the outbox holds: hashed
+identifiers, never plaintext PII or the API key.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import mmap
 import os
 import secrets
 import struct
@@ -57,6 +63,7 @@ __all__ = [
     "Drained",
     "Journal",
     "Record",
+    "RecordTooLarge",
     "journal_directory",
     "read_segment",
     "read_segments",
@@ -68,7 +75,7 @@ _log = logging.getLogger("roasproof")
 MAGIC = b"roasproof-journal-1\n"
 _FRAME = struct.Struct("<II")  # payload length, CRC-32 of the payload
 _FIELDS = struct.Struct("<IdHH")  # body length, created_at, event_id length, event length
-#: A segment this large is replaced by a fresh one at the next drain.
+#: The size of a segment file (reserved on disk when it is created).
 SEGMENT_BYTES = 1 << 20
 _SUFFIX = ".log"
 _TEMP_SUFFIX = ".tmp"
@@ -106,13 +113,21 @@ class Drained:
         return Drained(self.added + other.added, self.duplicates + other.duplicates)
 
 
+class RecordTooLarge(Exception):
+    """An event too large for a journal segment: the engine commits it to the outbox."""
+
+
 @dataclass(slots=True)
 class _Segment:
     path: Path
     fd: int
+    map: mmap.mmap
     size: int
     records: list[Record] = field(default_factory=list)
-    broken: bool = False
+
+    def close(self) -> None:
+        self.map.close()
+        os.close(self.fd)
 
 
 class Journal:
@@ -125,7 +140,8 @@ class Journal:
         self._lock = threading.Lock()  # appends vs. taking records
         self._drain_lock = threading.Lock()  # one drain at a time
         self._current: _Segment | None = None
-        self._retired: list[_Segment] = []  # replaced, not yet fully moved
+        self._spare: _Segment | None = None  # the next segment, prepared by the sender
+        self._retired: list[_Segment] = []  # full, not yet fully moved
         self._forget: list[str] = []  # deleted segments whose offsets can go
         self._name = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._numbers = itertools.count(1)
@@ -133,39 +149,39 @@ class Journal:
     # -- the request's side ------------------------------------------------------
 
     def append(self, event_id: str, event: str, body: bytes, now: float) -> bool:
-        """Make the event durable; ``True`` if it is the first record waiting to be moved."""
+        """Make the event durable; ``True`` if it is the first record waiting to be moved.
+
+        Raises :class:`RecordTooLarge` for an event no segment can hold, and
+        ``OSError`` when a new segment cannot be created (disk full).
+        """
         ids, name = event_id.encode(), event.encode()
         payload = b"".join((_FIELDS.pack(len(body), now, len(ids), len(name)), ids, name, body))
         record = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
         with self._lock:
             segment = self._current
-            if segment is None or segment.broken:
-                if segment is not None:
-                    self._retired.append(segment)
-                segment = self._current = self._open()
-            self._write(segment, record)
+            if segment is None or segment.size + len(record) > SEGMENT_BYTES:
+                if len(record) > SEGMENT_BYTES - len(MAGIC):
+                    raise RecordTooLarge(f"{len(record)} bytes")
+                segment = self._next_segment()
+            start = segment.size
+            end = start + len(record)
+            segment.map[start:end] = record
+            if self._sync:
+                aligned = start - start % mmap.ALLOCATIONGRANULARITY
+                segment.map.flush(aligned, end - aligned)
+            segment.size = end
             segment.records.append((event_id, event, body, now))
             return len(segment.records) == 1
 
-    def _write(self, segment: _Segment, record: bytes) -> None:
-        try:
-            written = os.write(segment.fd, record)
-            while written < len(record):  # a short write: the disk is nearly full
-                more = os.write(segment.fd, record[written:])
-                if more == 0:  # pragma: no cover - the kernel raises ENOSPC instead
-                    raise OSError("the journal accepted no more bytes")
-                written += more
-            if self._sync:
-                os.fsync(segment.fd)
-        except OSError:
-            # Never leave half a record before the next one: cut it off, or stop using
-            # the segment (a reader stops at the first torn record).
-            try:
-                os.ftruncate(segment.fd, segment.size)
-            except OSError:
-                segment.broken = True
-            raise
-        segment.size += len(record)
+    def _next_segment(self) -> _Segment:
+        """Retire the full segment for the spare (or a new one, if none is ready yet)."""
+        fresh, self._spare = self._spare, None
+        if fresh is None:
+            fresh = self._open()
+        if self._current is not None:
+            self._retired.append(self._current)
+        self._current = fresh
+        return fresh
 
     @property
     def waiting(self) -> int:
@@ -189,27 +205,27 @@ class Journal:
         for the next drain, and the error propagates.
         """
         with self._drain_lock:
-            self._replace_if_full()
+            self._prepare_spare()
             moved = Drained()
             while self._retired:
                 segment = self._retired[0]
                 moved += self._move(segment)
-                self._retired.pop(0)
+                with self._lock:
+                    self._retired.pop(0)
                 self._delete(segment)
             current = self._current
             if current is not None:
                 moved += self._move(current)
             return moved
 
-    def _replace_if_full(self) -> None:
+    def _prepare_spare(self) -> None:
+        """Past half of the segment in use, create the next one here, off the track() path."""
         current = self._current
-        if current is None or current.size < SEGMENT_BYTES:
+        if self._spare is not None or current is None or current.size < SEGMENT_BYTES // 2:
             return
-        fresh = self._open()  # outside the lock: creating a file never delays track()
-        with self._lock:
-            old, self._current = self._current, fresh
-            if old is not None:
-                self._retired.append(old)
+        spare = self._open()
+        with self._lock:  # only this (serialized) drain sets it; append only takes it
+            self._spare = spare
 
     def _move(self, segment: _Segment) -> Drained:
         with self._lock:
@@ -233,7 +249,7 @@ class Journal:
             self._forget.append(segment.path.name)
         except OSError as exc:  # the offset row keeps it from being moved twice
             _log.warning("roasproof could not delete the journal segment %s: %s", segment.path, exc)
-        os.close(segment.fd)
+        segment.close()
 
     def adopt(self) -> Drained:
         """Move the records of segments left by processes that died, then delete them."""
@@ -295,7 +311,7 @@ class Journal:
     # -- files ---------------------------------------------------------------------
 
     def _open(self) -> _Segment:
-        """A new segment: created under a temporary name, locked, then renamed.
+        """A new segment: created at full size under a temporary name, locked, then renamed.
 
         An adopter never sees a final name without its lock held, so it can
         never take a segment its process is about to write.
@@ -303,21 +319,28 @@ class Journal:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         stem = f"{self._name}-{next(self._numbers):06d}"
         temp = self.directory / f".{stem}{_TEMP_SUFFIX}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
-        fd = os.open(temp, flags, 0o600)
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.write(fd, MAGIC)
-            path = self.directory / f"{stem}{_SUFFIX}"
-            os.rename(temp, path)
-            if self._sync:
-                os.fsync(fd)
-                _fsync_directory(self.directory)
+            _reserve(fd, SEGMENT_BYTES)
+            mapped = mmap.mmap(fd, SEGMENT_BYTES, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except BaseException:
             os.close(fd)
             temp.unlink(missing_ok=True)
             raise
-        return _Segment(path, fd, len(MAGIC))
+        try:
+            mapped[: len(MAGIC)] = MAGIC
+            path = self.directory / f"{stem}{_SUFFIX}"
+            os.rename(temp, path)
+            if self._sync:
+                mapped.flush()
+                _fsync_directory(self.directory)
+        except BaseException:
+            mapped.close()
+            os.close(fd)
+            temp.unlink(missing_ok=True)
+            raise
+        return _Segment(path, fd, mapped, len(MAGIC))
 
     def close(self) -> Drained:
         """Move what is left, then let go of the files (anything unmoved is adopted later)."""
@@ -325,13 +348,17 @@ class Journal:
             return self.drain()
         finally:
             with self._lock:
-                segments = [*self._retired, *([self._current] if self._current else [])]
-                self._retired, self._current = [], None
+                segments = self._segments()
+                self._retired, self._current, self._spare = [], None, None
             for segment in segments:
                 if segment.records:
-                    os.close(segment.fd)  # unlocked: the next process adopts it
+                    segment.close()  # unlocked: the next process adopts it
                 else:
                     self._delete(segment)
+
+    def _segments(self) -> list[_Segment]:
+        extra = [s for s in (self._current, self._spare) if s is not None]
+        return [*self._retired, *extra]
 
     # -- fork --------------------------------------------------------------------------
 
@@ -346,14 +373,12 @@ class Journal:
             return
         # Closing the child's copies leaves the parent's locks in place, and lets
         # the segments be adopted once the parent exits, whatever the child does.
-        for segment in [*self._retired, *([self._current] if self._current else [])]:
-            try:
-                os.close(segment.fd)
-            except OSError:  # pragma: no cover - already closed
-                pass
+        for segment in self._segments():
+            segment.close()  # the child's mapping and descriptor only
         self._lock = threading.Lock()
         self._drain_lock = threading.Lock()
         self._current = None
+        self._spare = None
         self._retired = []
         self._forget = []
         self._name = f"{os.getpid()}-{secrets.token_hex(4)}"
@@ -367,6 +392,8 @@ def read_segment(data: bytes, path: Path | None = None) -> Iterator[tuple[Record
         if frame_end > len(data):
             break
         length, crc = _FRAME.unpack_from(data, offset)
+        if length == 0:  # the unused, zero-filled rest of the segment
+            break
         payload = data[frame_end : frame_end + length]
         if len(payload) != length or zlib.crc32(payload) != crc or length < _FIELDS.size:
             break
@@ -378,12 +405,11 @@ def read_segment(data: bytes, path: Path | None = None) -> Iterator[tuple[Record
         body = payload[start + name_length : start + name_length + body_length]
         offset = frame_end + length
         yield (event_id, event, body, created_at), offset
-    if offset < len(data):
+    if data[offset:].strip(b"\0"):
         _log.warning(
-            "roasproof journal segment %s ends with %d bytes of a torn record (a power loss?); "
-            "they are ignored",
+            "roasproof journal segment %s ends with a torn record (its process was killed "
+            "while appending it, or the power failed); it is ignored",
             path,
-            len(data) - offset,
         )
 
 
@@ -426,6 +452,11 @@ def _read_all(fd: int) -> bytes:
     while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Give the file its blocks now: a mapped write past the disk's end would be a SIGBUS."""
+    os.posix_fallocate(fd, 0, size)  # (glibc writes zeros where the filesystem cannot)
 
 
 def _fsync_directory(directory: Path) -> None:
