@@ -6,6 +6,7 @@ subprocess killed with SIGKILL, and a "live process" holds a real flock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -26,7 +27,7 @@ from roasproof._delivery._schema import connect
 from roasproof.cli import main as cli
 
 from .sink import Sink
-from .support import body_for, run_python
+from .support import FAST, body_for, run_python
 
 MakeEngine = Callable[..., Engine]
 
@@ -345,3 +346,19 @@ def test_records_span_segments_and_full_ones_are_deleted_once_moved(
     assert journal.drain().added == 120
     assert list(_pending(store.path)) == [f"e{n}" for n in range(120)]
     assert len(read_segments(store.path)) <= 2  # the one in use, maybe its spare
+
+
+def test_a_journal_that_cannot_keep_up_hands_events_to_the_outbox_directly(
+    sink: Sink, make_engine: MakeEngine
+) -> None:
+    # The sender moves the journal rarely here; past memory_queue_size waiting records,
+    # track() commits to the outbox itself: memory stays bounded, nothing is refused.
+    tuning = dataclasses.replace(FAST, memory_queue_size=5, journal_linger=30.0)
+    engine = make_engine(tuning=tuning)
+    for n in range(20):
+        assert engine.enqueue(f"e{n}", "lead", body_for(f"e{n}")) is True
+    assert engine.journal is not None
+    assert engine.journal.pending <= 5
+    assert engine.journal.pending + engine.store.count() == 20
+    assert engine.flush(10) is True
+    assert len(sink.accepted) == 20

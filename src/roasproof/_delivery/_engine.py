@@ -105,7 +105,7 @@ class Engine:
             and sender is not None
             and sender.running
             and not self._spill
-            and journal.waiting < self.tuning.memory_queue_size
+            and journal.pending < self.tuning.memory_queue_size  # else: back-pressure
         ):
             try:
                 if journal.append(event_id, event, body, now):

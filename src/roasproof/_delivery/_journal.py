@@ -142,6 +142,7 @@ class Journal:
         self._current: _Segment | None = None
         self._spare: _Segment | None = None  # the next segment, prepared by the sender
         self._retired: list[_Segment] = []  # full, not yet fully moved
+        self._pending = 0  # records in all segments, not yet moved
         self._forget: list[str] = []  # deleted segments whose offsets can go
         self._name = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._numbers = itertools.count(1)
@@ -171,7 +172,8 @@ class Journal:
                 segment.map.flush(aligned, end - aligned)
             segment.size = end
             segment.records.append((event_id, event, body, now))
-            return len(segment.records) == 1
+            self._pending += 1
+            return self._pending == 1
 
     def _next_segment(self) -> _Segment:
         """Retire the full segment for the spare (or a new one, if none is ready yet)."""
@@ -184,17 +186,9 @@ class Journal:
         return fresh
 
     @property
-    def waiting(self) -> int:
-        """Records of the segment in use not yet moved (cheap: read on every append)."""
-        current = self._current
-        return len(current.records) if current is not None else 0
-
-    @property
     def pending(self) -> int:
-        """Records written and not yet moved into the outbox."""
-        current = self._current
-        waiting = len(current.records) if current is not None else 0
-        return waiting + sum(len(segment.records) for segment in self._retired)
+        """Records written and not yet moved into the outbox (cheap: read on every track)."""
+        return self._pending
 
     # -- the sender's side -------------------------------------------------------
 
@@ -239,6 +233,8 @@ class Journal:
             with self._lock:
                 segment.records[:0] = records
             raise
+        with self._lock:
+            self._pending -= len(records)
         self._forget = []
         return Drained(added, len(records) - added)
 
@@ -350,6 +346,7 @@ class Journal:
             with self._lock:
                 segments = self._segments()
                 self._retired, self._current, self._spare = [], None, None
+                self._pending = 0
             for segment in segments:
                 if segment.records:
                     segment.close()  # unlocked: the next process adopts it
@@ -380,6 +377,7 @@ class Journal:
         self._current = None
         self._spare = None
         self._retired = []
+        self._pending = 0
         self._forget = []
         self._name = f"{os.getpid()}-{secrets.token_hex(4)}"
 
