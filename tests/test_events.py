@@ -697,7 +697,7 @@ def _split_url_problem(url: str) -> str | None:
     )
 )
 def test_the_plain_url_fast_path_agrees_with_urlsplit(url: str) -> None:
-    if _event_checks._PLAIN_URL.fullmatch(url):
+    if _event_checks.PLAIN_URL.fullmatch(url):
         assert _split_url_problem(url) is None
     assert (_event_checks.url_problem(url) is None) is (_split_url_problem(url) is None)
 
@@ -725,7 +725,7 @@ def test_the_plain_email_fast_path_agrees_with_normalize_email(email: str) -> No
     ["0", "0.00", "00.0", "1.", "249.00", "999999999999999.999999999999999999", "000000000000001"],
 )
 def test_plain_amounts_take_the_fast_path_with_the_same_result(amount: str) -> None:
-    assert _event_checks._PLAIN_AMOUNT.fullmatch(amount)
+    assert _event_checks.PLAIN_AMOUNT.fullmatch(amount)
     result = _event_checks.check_value(amount)
     reference = _event_checks.check_value(f" {amount} ")  # the full path (strip first)
     assert str(result) == str(reference)

@@ -62,6 +62,10 @@ _MD5_RE = re.compile(r"[0-9a-fA-F]{32}")
 # ".<appendix>" Meta's capi-param-builder adds; anything else earns a 400 from Meta.
 _FB_COOKIE_RE = re.compile(r"fb\.[0-9]\.[0-9]{13}\.[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
 _FB_COOKIE_MAX = 500
+# The hashers below call these directly rather than through sha256_hex and _prehashed:
+# they run three times in every track() call.
+_sha256 = hashlib.sha256
+_DIGEST_LENGTHS = (32, 64)  # the only lengths _prehashed can answer for (MD5, SHA-256)
 
 _E164 = phonenumbers.PhoneNumberFormat.E164
 _IS_POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
@@ -109,7 +113,7 @@ class PIIError(RoasproofError, ValueError):
 
 def sha256_hex(text: str) -> str:
     """Return the lowercase hex SHA-256 of ``text`` encoded as UTF-8."""
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _sha256(text.encode()).hexdigest()
 
 
 def is_sha256(value: str) -> bool:
@@ -130,12 +134,13 @@ def _prehashed(value: str, *, reject_md5: bool) -> str | None:
     (32 hex is never an address or a number); external_id does not, because a
     UUID's ``.hex`` is a common, legitimate customer id.
     """
-    if _SHA256_RE.fullmatch(value):
+    size = len(value)  # both patterns are fixed-width: skip them for other lengths
+    if size == 64 and _SHA256_RE.fullmatch(value):
         lowered = value.lower()
         if lowered == EMPTY_SHA256:
             raise PIIError(_MSG_EMPTY_HASH)
         return lowered
-    if reject_md5 and _MD5_RE.fullmatch(value):
+    if reject_md5 and size == 32 and _MD5_RE.fullmatch(value):
         raise PIIError(_MSG_MD5)
     return None
 
@@ -156,7 +161,9 @@ def normalize_email(value: str) -> str | None:
     else:
         text = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).lower())
     local, at, domain = text.partition("@")
-    if not (local and at and "." in domain) or "@" in domain or "" in domain.split("."):
+    if not (local and at and "." in domain) or "@" in domain:
+        raise PIIError(_MSG_EMAIL)
+    if domain[0] == "." or domain[-1] == "." or ".." in domain:  # an empty label
         raise PIIError(_MSG_EMAIL)
     return text
 
@@ -166,11 +173,12 @@ def hash_email(value: str) -> str | None:
     trimmed = value.strip()
     if not trimmed:
         return None
-    prehashed = _prehashed(trimmed, reject_md5=True)
-    if prehashed is not None:
-        return prehashed
+    if len(trimmed) in _DIGEST_LENGTHS:
+        prehashed = _prehashed(trimmed, reject_md5=True)
+        if prehashed is not None:
+            return prehashed
     normalized = normalize_email(trimmed)
-    return None if normalized is None else sha256_hex(normalized)
+    return None if normalized is None else _sha256(normalized.encode()).hexdigest()
 
 
 def is_phone_region(region: str) -> bool:
@@ -178,13 +186,19 @@ def is_phone_region(region: str) -> bool:
     return region.strip().upper() in _REGIONS
 
 
-# Parsing is the costly step: phonenumbers.parse takes about 14-35 us warm (a whole track()
-# call budgets ~40 us), and the first number of each region also loads that region's
-# metadata (0.6-1 ms). Numbers already in E.164 take a fast path of about 3 us (see
-# _fast_e164); a cached call costs under 1 us, and one customer's number recurs across the
-# events of an order.
+# Parsing is the costly step: phonenumbers.parse takes about 14-35 us warm, and the first
+# number of each region also loads that region's metadata (0.6-1 ms). Numbers already in
+# E.164 take a fast path of about 1 us (see _fast_e164), tried before the cache: it costs
+# no more than a cache hit, and most numbers are new to the cache anyway. The others are
+# cached (a hit costs under 1 us; one customer's number recurs across an order's events).
 # The cache keys are plaintext phone numbers held in process memory only (bounded, never
 # written or logged); acceptable because the caller's process held them in the first place.
+def _phone_digits(value: str, region: str | None) -> tuple[str | None, str | None]:
+    """:func:`_parse_phone`, with E.164 numbers answered before the cache."""
+    digits = _fast_e164(value.strip())
+    return (digits, None) if digits is not None else _parse_phone(value, region)
+
+
 @lru_cache(maxsize=4096)
 def _parse_phone(value: str, region: str | None) -> tuple[str | None, str | None]:
     """Return ``(E.164 digits without '+', None)`` or ``(None, problem text)``."""
@@ -198,44 +212,67 @@ def _parse_phone(value: str, region: str | None) -> tuple[str | None, str | None
 
 
 # Most numbers arrive already in E.164 ("+4930901820"): for those, parse() only splits off
-# the country code and checks the length, at about a sixth of its cost when done directly
+# the country code and checks the length, at a fraction of its cost when done directly
 # with phonenumbers' own metadata. Anything parse() could treat differently goes to it:
 # a national part starting with 0 (Italian leading zeros) or matching the country's
 # national_prefix_for_parsing (parse strips "8" in Belarus, carrier codes in China even
 # after +), and every number that is not possible (parse then says why).
-_E164_SHAPE = re.compile(r"\+[1-9][0-9]{2,19}")
-_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+def _country_code_prefixes() -> dict[str, str]:
+    """Every three-digit start of an E.164 number -> the country code parse() reads off it."""
+    codes = {str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+    out: dict[str, str] = {}
+    for start in map(str, range(100, 1000)):
+        # parse() takes the shortest prefix that is a known code (at most 3 digits).
+        code = next((start[:size] for size in (1, 2, 3) if start[:size] in codes), None)
+        if code is not None:
+            out[start] = code
+    return out
+
+
+_COUNTRY_CODE_OF = _country_code_prefixes()
+_NATIONAL_LENGTHS = range(2, 18)  # national parts outside this range go to parse()
 
 
 @cache
-def _national_prefix(country_code: int) -> re.Pattern[str] | None:
-    """The compiled national_prefix_for_parsing of the country code's main region."""
-    region = phonenumbers.region_code_for_country_code(country_code)
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+def _country_rules(country_code: str) -> tuple[re.Pattern[str] | None, frozenset[int]]:
+    """The country code's national_prefix_for_parsing (compiled), its possible lengths.
+
+    Whether a number is possible depends only on its country code and the length of
+    its national number (phonenumbers checks the main region's possible lengths), so
+    is_possible_number_with_reason is asked once per length, here, not per number.
+    """
+    code = int(country_code)
+    region = phonenumbers.region_code_for_country_code(code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
     pattern = metadata.national_prefix_for_parsing if metadata is not None else None
-    return re.compile(pattern) if pattern else None
+    lengths = frozenset(
+        length
+        for length in _NATIONAL_LENGTHS
+        if phonenumbers.is_possible_number_with_reason(
+            phonenumbers.PhoneNumber(country_code=code, national_number=int("1" * length))
+        )
+        == _IS_POSSIBLE
+    )
+    # "0", most countries' pattern, can only match a national part _fast_e164 already
+    # sent to parse() for its leading zero: no need to try it.
+    return (re.compile(pattern) if pattern and pattern != "0" else None), lengths
 
 
 def _fast_e164(text: str) -> str | None:
     """The digits of an E.164 ``text`` that parse() would keep as is, else None (ask parse)."""
-    if _E164_SHAPE.fullmatch(text) is None:
-        return None
     digits = text[1:]
-    # parse() takes the shortest prefix that is a known country code (at most 3 digits).
-    for size in (1, 2, 3):
-        country_code = int(digits[:size])
-        if country_code in _COUNTRY_CODES:
-            break
-    else:
+    # "+" and 3 to 20 ASCII digits, the first not 0 (no country code starts with 0, and
+    # fewer than 3 digits find none): the E.164 shape, checked without a regex.
+    if text[:1] != "+" or len(digits) > 20 or not (digits.isascii() and digits.isdigit()):
         return None
-    national = digits[size:]
-    if not 2 <= len(national) <= 17 or national[0] == "0":
+    country_code = _COUNTRY_CODE_OF.get(digits[:3])
+    if country_code is None:
         return None
-    prefix = _national_prefix(country_code)
-    if prefix is not None and prefix.match(national):
+    national = digits[len(country_code) :]
+    if national.startswith("0"):
         return None
-    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
-    if phonenumbers.is_possible_number_with_reason(number) != _IS_POSSIBLE:
+    prefix, lengths = _country_rules(country_code)
+    if len(national) not in lengths or (prefix is not None and prefix.match(national)):
         return None
     return digits
 
@@ -280,7 +317,7 @@ def normalize_phone(value: str, region: str | None) -> str | None:
     missing their area code) or without any country information; :func:`phone_problem`
     says which. Feed the result back as ``"+" + digits``: bare digits are never guessed.
     """
-    return _parse_phone(value, region)[0]
+    return _phone_digits(value, region)[0]
 
 
 def phone_problem(value: str, region: str | None) -> str | None:
@@ -294,7 +331,7 @@ def phone_problem(value: str, region: str | None) -> str | None:
         return _MSG_EMPTY_HASH if trimmed.lower() == EMPTY_SHA256 else None
     if _MD5_RE.fullmatch(trimmed):
         return _MSG_MD5
-    return _parse_phone(value, region)[1]
+    return _phone_digits(value, region)[1]
 
 
 def hash_phone(value: str, region: str | None) -> str | None:
@@ -306,11 +343,14 @@ def hash_phone(value: str, region: str | None) -> str | None:
     trimmed = value.strip()
     if not trimmed:
         return None
-    prehashed = _prehashed(trimmed, reject_md5=True)
-    if prehashed is not None:
-        return prehashed
-    digits = _parse_phone(value, region)[0]
-    return None if digits is None else sha256_hex(digits)
+    if len(trimmed) in _DIGEST_LENGTHS:
+        prehashed = _prehashed(trimmed, reject_md5=True)
+        if prehashed is not None:
+            return prehashed
+    digits = _fast_e164(trimmed)
+    if digits is None:
+        digits = _parse_phone(value, region)[0]
+    return None if digits is None else _sha256(digits.encode()).hexdigest()
 
 
 def normalize_external_id(value: str) -> str | None:
@@ -326,8 +366,8 @@ def hash_external_id(value: str) -> str | None:
     trimmed = value.strip()
     if not trimmed:
         return None
-    prehashed = _prehashed(trimmed, reject_md5=False)
-    return prehashed if prehashed is not None else sha256_hex(trimmed)
+    prehashed = _prehashed(trimmed, reject_md5=False) if len(trimmed) == 64 else None
+    return prehashed if prehashed is not None else _sha256(trimmed.encode()).hexdigest()
 
 
 def valid_fbc(value: str) -> bool:

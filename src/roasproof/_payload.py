@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,7 +36,7 @@ from roasproof._normalize import (
     valid_fbp,
 )
 from roasproof.context import RequestContext
-from roasproof.events import Event, UserData
+from roasproof.events import ActionSource, Event, UserData
 
 __all__ = ["build_payload", "encode_payload", "format_time"]
 
@@ -47,6 +47,8 @@ _log = logging.getLogger("roasproof")
 _CONTEXT_KEYS = tuple(f.name for f in fields(RequestContext) if f.name != "url")
 _FB_SHAPE = "not in Meta's fb.<version>.<creation ms>.<value> shape"
 _FB_CHECKS: dict[str, Callable[[str], bool]] = {"fbc": valid_fbc, "fbp": valid_fbp}
+_CONTEXT_CHECKS = tuple((key, _FB_CHECKS.get(key)) for key in _CONTEXT_KEYS)
+_SOURCE_TEXT = {source: source.value for source in ActionSource}
 
 
 def build_payload(
@@ -58,33 +60,49 @@ def build_payload(
     empty. ``default_phone_region`` (ISO 3166-1 alpha-2) is used for phone
     numbers written without a country code. Empty fields are omitted.
     """
-    body: dict[str, Any] = {"event": event.event, "event_id": event.event_id}
-    if event.value is not None:
-        body["value"] = event.value
-        body["currency"] = event.currency
-    body["occurred_at"] = format_time(event.occurred_at)
-    url = event.url or (_context_url(context.url) if context is not None else None)
+    given = event.__dict__  # the validated field values: no attribute lookups per field
+    body: dict[str, Any] = {"event": given["event"], "event_id": given["event_id"]}
+    if given["value"] is not None:
+        body["value"] = given["value"]
+        body["currency"] = given["currency"]
+    body["occurred_at"] = format_time(given["occurred_at"])
+    url = given["url"] or (_context_url(context.url) if context is not None else None)
     if url:
         body["url"] = url
-    body["action_source"] = event.action_source.value
-    if event.site_key:
-        body["site_key"] = event.site_key
-    user_data = _user_data(event.user_data, context, default_phone_region)
+    source = given["action_source"]  # a member's .value is a Python-level property: look it up
+    body["action_source"] = _SOURCE_TEXT[source] if type(source) is ActionSource else source.value
+    if given["site_key"]:
+        body["site_key"] = given["site_key"]
+    user_data = _user_data(given["user_data"], context, default_phone_region)
     if user_data:
         body["user_data"] = user_data
-    if event.custom_data:
-        body["custom_data"] = dict(event.custom_data)
+    if given["custom_data"]:
+        body["custom_data"] = dict(given["custom_data"])
     return body
 
 
 def format_time(when: datetime) -> str:
     """ISO 8601 in UTC with ``Z``; milliseconds only when there are any (truncated)."""
+    global _last_second
     if when.tzinfo is not UTC:
         when = when.astimezone(UTC)
-    # isoformat() is fixed-width ("YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00") and faster
-    # than isoformat(timespec=...): cut it instead.
-    text = when.isoformat()
-    return (text[:23] if when.microsecond >= 1000 else text[:19]) + "Z"
+    if type(when) is not datetime:  # a subclass may write itself differently: no cache
+        text = when.isoformat()
+        return (text[:23] if when.microsecond >= 1000 else text[:19]) + "Z"
+    # Most events happen "now": the date and time to the second are those of the previous
+    # event, formatted once (isoformat() costs about 1 us); only the milliseconds change.
+    second = (when.year, when.month, when.day, when.hour, when.minute, when.second)
+    cached, text = _last_second
+    if second != cached:
+        text = when.isoformat()[:19]  # fixed width: "YYYY-MM-DDTHH:MM:SS"
+        _last_second = second, text
+    return text + _MILLISECONDS[when.microsecond // 1000]
+
+
+#: The (date and time to the second, its text) format_time wrote last; replaced whole.
+_last_second: tuple[tuple[int, ...], str] = ((), "")
+#: How each millisecond ends the text: nothing under 1 ms, else ".001Z" to ".999Z".
+_MILLISECONDS = ("Z", *(f".{millis:03d}Z" for millis in range(1, 1000)))
 
 
 def _context_url(url: str | None) -> str | None:
@@ -100,17 +118,11 @@ def _context_url(url: str | None) -> str | None:
 def _user_data(
     user: UserData, context: RequestContext | None, region: str | None
 ) -> dict[str, str]:
-    out: dict[str, str] = {}
-    if user.email:
-        _put_hash(out, "email", hash_email, user.email)
-    if user.phone:
-        _put_phone(out, user.phone, region)
-    if user.external_id:
-        _put_hash(out, "external_id", hash_external_id, user.external_id)
     given = user.__dict__  # the validated field values: no attribute lookups per key
-    for key in _CONTEXT_KEYS:
+    out = _hashes(given, region)
+    for key, check in _CONTEXT_CHECKS:
         value = given[key]
-        if value and (key not in _FB_CHECKS or _fb_ok(key, value, "")):
+        if value and (check is None or check(value) or _fb_dropped(key, "")):
             out[key] = value
         elif context is not None:
             value = _from_context(key, getattr(context, key))
@@ -120,8 +132,11 @@ def _user_data(
 
 
 def _fb_ok(key: str, value: str, source: str) -> bool:
-    if _FB_CHECKS[key](value):
-        return True
+    return _FB_CHECKS[key](value) or _fb_dropped(key, source)
+
+
+def _fb_dropped(key: str, source: str) -> bool:
+    """Warn that an fbc/fbp value is dropped; always False."""
     _log.warning("user_data.%s%s dropped: %s", key, source, _FB_SHAPE)
     return False
 
@@ -138,6 +153,39 @@ def _from_context(key: str, value: str | None) -> str | None:
             _log.warning("user_data.%s from the request context dropped: not an IP address", key)
         return address
     return value
+
+
+def _hashes(given: dict[str, Any], region: str | None) -> dict[str, str]:
+    """The hashed email, phone and external_id; an unusable phone is dropped, warned."""
+    email, phone, external_id = given["email"], given["phone"], given["external_id"]
+    try:
+        email_hash = email and hash_email(email)
+        phone_hash = phone and hash_phone(phone, region)
+        external_hash = external_id and hash_external_id(external_id)
+    except PIIError:  # only for events built without validation (model_construct)
+        return _hashes_one_by_one(given, region)
+    out: dict[str, str] = {}
+    if email_hash:
+        out["email"] = email_hash
+    if phone_hash:
+        out["phone"] = phone_hash
+    elif phone:
+        _log.warning("user_data.phone dropped: it %s", phone_problem(phone, region))
+    if external_hash:
+        out["external_id"] = external_hash
+    return out
+
+
+def _hashes_one_by_one(given: dict[str, Any], region: str | None) -> dict[str, str]:
+    """:func:`_hashes` that drops (with a warning) each value that cannot be hashed."""
+    out: dict[str, str] = {}
+    if given["email"]:
+        _put_hash(out, "email", hash_email, given["email"])
+    if given["phone"]:
+        _put_phone(out, given["phone"], region)
+    if given["external_id"]:
+        _put_hash(out, "external_id", hash_external_id, given["external_id"])
+    return out
 
 
 def _put_hash(
@@ -169,8 +217,8 @@ def _put_phone(out: dict[str, str], phone: str, region: str | None) -> None:
 # replaced by the number. The marker holds a NUL (always escaped inside JSON
 # strings) and a random per-process part; if the text holds more markers than
 # Decimals were seen (a user string contained one), a fresh marker is drawn.
-# The common case reuses one encoder; the Decimals of the call being encoded are
-# collected in a thread-local list (encoding never yields, so this is safe).
+# The common case reuses one encoder per thread; the Decimals of the call being encoded
+# are collected in that thread's list (encoding never yields, so this is safe).
 def _new_marker() -> tuple[str, str, re.Pattern[str]]:
     marker = f"\x00roasproof-decimal-{os.urandom(8).hex()}:"
     written = json.dumps(marker)[1:-1]
@@ -178,7 +226,11 @@ def _new_marker() -> tuple[str, str, re.Pattern[str]]:
 
 
 _MARKER = _new_marker()
+_FIRST_MARKER = f'"{_MARKER[1]}0"'  # how the first Decimal's marker is written
 _local = threading.local()
+
+#: What encodes a payload: ``(payload, 0) -> chunks``, filling ``numbers`` with its Decimals.
+_Encode = Callable[[object, int], Iterable[str]]
 
 
 def _to_marker(value: object, numbers: list[str], marker: str) -> str:
@@ -190,51 +242,68 @@ def _to_marker(value: object, numbers: list[str], marker: str) -> str:
     return f"{marker}{len(numbers) - 1}"
 
 
-def _default(value: object) -> str:
-    return _to_marker(value, _local.numbers, _MARKER[0])
+# Building a C encoder costs about 1 us, more than a small payload takes to encode: each
+# thread builds its own once, with the json module's arguments for ensure_ascii=False,
+# compact separators and allow_nan=False, but without its circular-reference check (a
+# cycle ends in RecursionError instead; encode_payload then encodes again with the check,
+# which names the problem). Not shared between threads: its Decimal list holds the state
+# of the call in progress.
+_make_c_encoder: Callable[..., _Encode] | None = getattr(json.encoder, "c_make_encoder", None)
 
 
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_default
-)
-# _ENCODER.encode builds a C encoder on every call (~1 us): each thread builds its own
-# once instead, with the same arguments. Not shared between threads: its markers dict
-# (circular-reference detection) holds the state of the call in progress.
-_make_c_encoder: Callable[..., Callable[[object, int], list[str]]] | None = getattr(
-    json.encoder, "c_make_encoder", None
-)
+def _new_thread_encoder() -> tuple[_Encode, list[str]]:
+    """An ``(encode, numbers)`` pair for one thread; ``numbers`` collects the Decimals."""
+    numbers: list[str] = []
+    marker = _MARKER[0]
 
+    def default(value: object) -> str:
+        if isinstance(value, Decimal) and value.is_finite():  # _to_marker, one call less
+            numbers.append(format(value, "f"))
+            return f"{marker}{len(numbers) - 1}"
+        return _to_marker(value, numbers, marker)  # raises the matching error
 
-def _encode_text(payload: Mapping[str, Any]) -> str:
-    """``_ENCODER.encode(payload)``, reusing this thread's C encoder."""
-    try:
-        markers, encode = _local.c_encoder
-    except AttributeError:
-        if _make_c_encoder is None:  # no C accelerator in this interpreter
-            return _ENCODER.encode(payload)
-        markers = {}
-        encode = _make_c_encoder(
-            markers, _default, json.encoder.encode_basestring, None, ":", ",", False, False, False
-        )
-        _local.c_encoder = markers, encode
-    markers.clear()  # an exception in a previous call can leave entries behind
-    return "".join(encode(payload, 0))
+    if _make_c_encoder is not None:
+        escape = json.encoder.encode_basestring
+        return _make_c_encoder(None, default, escape, None, ":", ",", False, False, False), numbers
+    # No C accelerator in this interpreter: the json module's pure-Python encoder.
+    encoder = json.JSONEncoder(
+        ensure_ascii=False,
+        separators=(",", ":"),
+        allow_nan=False,
+        default=default,
+        check_circular=False,
+    )
+
+    def encode(payload: object, _indent: int) -> Iterable[str]:
+        return encoder.iterencode(payload)
+
+    return encode, numbers
 
 
 def encode_payload(payload: Mapping[str, Any]) -> bytes:
     """``payload`` as compact UTF-8 JSON; a Decimal is written exactly (``249.00``)."""
-    numbers: list[str] = []
-    _local.numbers = numbers
-    text = _encode_text(payload)
+    try:
+        encode, numbers = _local.encoder
+    except AttributeError:
+        encode, numbers = _local.encoder = _new_thread_encoder()
+    numbers.clear()  # an exception in a previous call can leave entries behind
+    try:
+        text = "".join(encode(payload, 0))
+    except RecursionError:  # a cycle, or nesting past the recursion limit
+        text, numbers = _dumps(payload, _MARKER[0])  # ValueError for a cycle
     if not numbers:
         return text.encode()
     _, written, pattern = _MARKER
-    while text.count(written) != len(numbers):
-        marker, written, pattern = _new_marker()
-        text, numbers = _dumps(payload, marker)
-    if len(numbers) == 1:
-        return text.replace(f'"{written}0"', numbers[0], 1).encode()
-    return pattern.sub(lambda match: numbers[int(match[1])], text).encode()
+    if text.count(written) == len(numbers):
+        if len(numbers) == 1:
+            return text.replace(_FIRST_MARKER, numbers[0], 1).encode()
+        found = numbers
+    else:  # a string in the payload holds the marker: draw fresh ones until none does
+        while text.count(written) != len(numbers):
+            marker, written, pattern = _new_marker()
+            text, numbers = _dumps(payload, marker)
+        found = numbers
+    return pattern.sub(lambda match: found[int(match[1])], text).encode()
 
 
 def _dumps(payload: Mapping[str, Any], marker: str) -> tuple[str, list[str]]:

@@ -24,7 +24,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, ClassVar
 
 from pydantic import (
@@ -37,10 +37,13 @@ from pydantic import (
 )
 
 from roasproof._currencies import CURRENCIES
-from roasproof._custom_data import check_custom_data
+from roasproof._custom_data import check_custom_data, is_flat
 from roasproof._event_checks import (
     EVENT_NAME,
+    IPV4,
     NAME_RULE,
+    PLAIN_AMOUNT,
+    PLAIN_URL,
     ValidatedModel,
     check_ip,
     check_url,
@@ -205,7 +208,9 @@ class UserData(ValidatedModel):
     @field_validator("client_ip_address")
     @classmethod
     def _check_ip(cls, value: str | None) -> str | None:
-        return check_ip(value) if value else value
+        if not value or IPV4.fullmatch(value):  # a canonical dotted quad is kept as is
+            return value
+        return check_ip(value)
 
 
 _NO_USER_DATA = UserData()
@@ -227,7 +232,7 @@ class Event(ValidatedModel):
     event_id: str = Field(default_factory=_new_event_id)
     value: Decimal | None = None
     currency: str | None = None
-    occurred_at: datetime = Field(default_factory=_utc_now)
+    occurred_at: datetime = Field(default_factory=partial(datetime.now, UTC))  # _utc_now
     url: str | None = None
     action_source: ActionSource = ActionSource.WEBSITE
     site_key: str | None = None
@@ -259,6 +264,8 @@ class Event(ValidatedModel):
     @field_validator("value", mode="before")
     @classmethod
     def _check_value(cls, value: object) -> Decimal | None:
+        if type(value) is str and PLAIN_AMOUNT.fullmatch(value):  # check_value's fast path
+            return Decimal(value)
         return None if value is None else check_value(value)
 
     @field_validator("currency")
@@ -296,7 +303,9 @@ class Event(ValidatedModel):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        return check_url(value) if value else None
+        if not value:
+            return None
+        return value if PLAIN_URL.fullmatch(value) else check_url(value)
 
     @field_validator("site_key")
     @classmethod
@@ -306,6 +315,8 @@ class Event(ValidatedModel):
     @field_validator("custom_data", mode="before")
     @classmethod
     def _check_custom_data(cls, value: object) -> dict[str, Any] | None:
+        if type(value) is dict and is_flat(value):
+            return value  # as check_custom_data would, uncopied: pydantic copies what it validates
         return None if value is None else check_custom_data(value)
 
     @model_validator(mode="after")
@@ -326,16 +337,19 @@ def make_event(
     restricts custom names to that collection so typos fail here. Raises
     :class:`~roasproof.InvalidEvent` naming every offending field.
     """
-    name: object = str(event) if isinstance(event, str) else event  # StandardEvent -> "purchase"
-    if isinstance(event, Event):
-        name = event.event
-        if not fields:
-            _raise_unless_known(name, custom_events, [])
-            return event
-        fields = {key: getattr(event, key) for key in Event.model_fields} | fields
+    name: object = event
+    if type(event) is not str:  # the usual plain name skips these checks
+        name = str(event) if isinstance(event, str) else event  # StandardEvent -> "purchase"
+        if isinstance(event, Event):
+            name = event.event
+            if not fields:
+                _raise_unless_known(name, custom_events, [])
+                return event
+            fields = {key: getattr(event, key) for key in Event.model_fields} | fields
     fields["event"] = name
     try:
-        result = Event.model_validate(fields)
+        # Event.model_validate(fields) without its keyword-argument handling.
+        result: Event = Event.__pydantic_validator__.validate_python(fields)
     except ValidationError as exc:
         errors = field_errors(exc)
         errors += pairing_errors(fields, errors)
