@@ -11,9 +11,12 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import IntEnum, StrEnum
+from types import MappingProxyType
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from roasproof.errors import InvalidEvent
 from roasproof.events import make_event
@@ -135,3 +138,47 @@ def test_custom_data_size_counts_decimals_as_bare_numbers() -> None:
     overhead = serialized_size({"k": "", "d": 0})
     data = {"k": "a" * (16 * 1024 - overhead - 5), "d": Decimal("10.00")}
     assert make_event("lead", custom_data=data).custom_data == data
+
+
+def _outcome(data: Mapping[Any, Any]) -> object:
+    """The event's custom_data, or the problems InvalidEvent lists."""
+    try:
+        return make_event("lead", custom_data=data).custom_data
+    except InvalidEvent as exc:
+        return [(item.path, item.problem, item.fix) for item in exc.errors]
+
+
+_flat_values = st.one_of(
+    st.text(st.sampled_from(list('a é\x01"')), max_size=8),
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
+    st.none(),
+    st.floats(),
+    st.builds(lambda size: "x" * size, st.integers(16 * 1024 - 40, 16 * 1024)),
+    st.sampled_from([Decimal("1.50"), [1], Color.RED, Size.L]),  # not flat: walked
+)
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(
+    st.dictionaries(
+        st.one_of(st.text(st.sampled_from(list("ab _1é")), max_size=4), st.integers(0, 2)),
+        _flat_values,
+        max_size=5,
+    )
+)
+@example({"a": float("nan")})
+@example({"a": -float("inf"), "b": 1.5})
+@example({"k": "x" * (16 * 1024 - 8)})  # {"k":"..."} is 16 KiB exactly
+@example({"k": "x" * (16 * 1024 - 7)})
+@example({"k": "é" * 2000, "n": 2**64})  # the bound is high, the real size fine
+def test_a_flat_dict_gets_what_the_walk_would_give_it(data: dict[Any, Any]) -> None:
+    # A plain dict may skip the walk (is_flat); a read-only view of it never does.
+    assert _outcome(data) == _outcome(MappingProxyType(data))
+
+
+def test_a_flat_dict_is_still_copied() -> None:
+    data: dict[str, Any] = {"order_id": "10023", "items": 3}
+    event = make_event("lead", custom_data=data)
+    data["items"] = 4
+    assert event.custom_data == {"order_id": "10023", "items": 3}

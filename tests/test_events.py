@@ -6,14 +6,17 @@ Tests go through the public entry points (``make_event``, ``Event(...)``, ``User
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
+import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -157,6 +160,46 @@ def test_valid_event_ids_are_kept(event_id: str) -> None:
 )
 def test_invalid_event_ids_are_rejected(event_id: str) -> None:
     assert invalid(event_id=event_id).fields == ["event_id"]
+
+
+def test_the_only_printable_whitespace_is_the_space() -> None:
+    # Why event_id_problem may check isprintable() and " " instead of the regex \S.
+    printable_space = [
+        code
+        for code in range(sys.maxunicode + 1)
+        if chr(code).isspace() and chr(code).isprintable()
+    ]
+    assert printable_space == [ord(" ")]
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(
+    st.one_of(
+        st.text(max_size=12),
+        st.text(st.sampled_from(list("a \t\x00\x85\xa0\u200b\u2028\u3000\ufeffé")), max_size=4),
+        st.integers(120, 135).map(lambda size: "x" * size),
+    )
+)
+def test_event_id_problem_agrees_with_the_regex_it_replaced(event_id: str) -> None:
+    by_regex = re.fullmatch(r"\S{1,128}", event_id) is not None and event_id.isprintable()
+    assert (_event_checks.event_id_problem(event_id) is None) is by_regex
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(
+    st.one_of(
+        st.lists(st.integers(0, 300).map(str), min_size=3, max_size=5).map(".".join),
+        st.text(st.sampled_from(list("0123456789.:af ")), max_size=16),
+    )
+)
+@example("01.2.3.4")
+@example("0.0.0.0")
+@example("255.255.255.255")
+@example("256.1.1.1")
+def test_a_dotted_quad_kept_as_is_is_what_ipaddress_would_write(address: str) -> None:
+    # UserData keeps an address matching IPV4 without asking ipaddress.
+    if _event_checks.IPV4.fullmatch(address):
+        assert str(ipaddress.ip_address(address)) == address
 
 
 def test_make_event_id_is_deterministic() -> None:

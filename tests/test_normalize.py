@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+import unicodedata
 from collections.abc import Callable
 
 import phonenumbers
@@ -366,6 +367,116 @@ def test_e164_fast_path_equals_full_parse_whenever_it_answers(
     if fast is not None:
         assert norm._full_parse(text, region) == (fast, None)
     assert norm._parse_phone.__wrapped__(text, region) == norm._full_parse(text, region)
+
+
+_IS_POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
+
+
+def test_the_country_code_of_every_three_digit_start_is_the_one_parse_reads() -> None:
+    codes = {str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+    for start in map(str, range(100, 1000)):
+        shortest = [start[:size] for size in (1, 2, 3) if start[:size] in codes]
+        assert norm._COUNTRY_CODE_OF.get(start) == (shortest[0] if shortest else None), start
+
+
+def test_the_possible_lengths_of_every_country_are_phonenumbers_own() -> None:
+    for code in sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE):
+        _, lengths = norm._country_rules(str(code))
+        for length in range(2, 18):
+            for national in ("1" * length, "9" * length, "5" + "0" * (length - 1)):
+                number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+                possible = phonenumbers.is_possible_number_with_reason(number)
+                assert (length in lengths) is (possible == _IS_POSSIBLE), (code, national)
+
+
+def _fast_e164_reference(text: str) -> str | None:
+    """The E.164 fast path as first written: a regex, and phonenumbers asked per number."""
+    if re.fullmatch(r"\+[1-9][0-9]{2,19}", text) is None:
+        return None
+    digits = text[1:]
+    for size in (1, 2, 3):
+        country_code = int(digits[:size])
+        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return None
+    national = digits[size:]
+    if not 2 <= len(national) <= 17 or national[0] == "0":
+        return None
+    region = phonenumbers.region_code_for_country_code(country_code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    pattern = metadata.national_prefix_for_parsing if metadata is not None else None
+    if pattern and re.compile(pattern).match(national):
+        return None
+    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
+    if phonenumbers.is_possible_number_with_reason(number) != _IS_POSSIBLE:
+        return None
+    return digits
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(
+    st.one_of(
+        st.builds(
+            lambda code, national: f"+{code}{national}",
+            st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+            st.text("0123456789", max_size=19),
+        ),
+        st.text(st.sampled_from(list("+0123456789 \u0664\uff11")), max_size=22),
+    )
+)
+@example("+375801234567")  # BY: "8" national prefix
+@example("+8612012345678")  # CN: carrier code
+@example("+390612345678")  # IT: leading zero
+@example("+999")  # three digits, no country code
+@example("+4930")  # country code and a too-short national part
+@example("+49" + "1" * 18)  # 21 digits
+def test_the_e164_fast_path_answers_as_it_did_with_phonenumbers_asked_per_number(
+    text: str,
+) -> None:
+    assert norm._fast_e164(text) == _fast_e164_reference(text)
+
+
+def _normalize_email_reference(value: str) -> str | None:
+    """normalize_email as first written: the domain split into its labels."""
+    text = "".join(value.split())
+    if not text:
+        return None
+    if text.isascii():
+        text = text.lower()
+    else:
+        text = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).lower())
+    local, at, domain = text.partition("@")
+    if not (local and at and "." in domain) or "@" in domain or "" in domain.split("."):
+        raise PIIError(norm._MSG_EMAIL)
+    return text
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(st.text(st.sampled_from(list("aZ9.@ \t\u0130\u0301")), max_size=12))
+@example("a@b.c")
+@example("a@.b.c")
+@example("a@b.c.")
+@example("a@b..c")
+@example("a@.")
+def test_normalize_email_checks_the_labels_as_a_split_would(value: str) -> None:
+    def outcome(func: Callable[[str], str | None]) -> tuple[str | None, str | None]:
+        try:
+            return func(value), None
+        except PIIError as exc:
+            return None, str(exc)
+
+    assert outcome(normalize_email) == outcome(_normalize_email_reference)
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(st.text(st.sampled_from(list("0123456789abcdefABCDEF \t")), max_size=70))
+def test_only_32_or_64_characters_can_be_a_pre_hash(value: str) -> None:
+    # So the hashers ask _prehashed only about values of those two lengths.
+    if norm._SHA256_RE.fullmatch(value):
+        assert len(value) == 64
+    if norm._MD5_RE.fullmatch(value):
+        assert len(value) == 32
 
 
 # --- external_id -------------------------------------------------------------------------

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roasproof import _payload
@@ -184,6 +185,49 @@ def test_unvalidated_pii_that_would_be_rejected_is_dropped_with_a_warning(
     assert value not in caplog.text
 
 
+class _Warnings(logging.Handler):
+    """The roasproof logger's messages while in a ``with`` block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self) -> list[str]:
+        logging.getLogger("roasproof").addHandler(self)
+        return self.messages
+
+    def __exit__(self, *exc_info: object) -> None:
+        logging.getLogger("roasproof").removeHandler(self)
+
+
+_pii = st.one_of(
+    st.none(),
+    st.sampled_from(["", " ", MD5, EMPTY_SHA256, JOHN.upper(), "+16505551212", "(650) 555-1212"]),
+    st.sampled_from(["jane@example.com", "not-an-email", " cust-4711 ", "+4930"]),
+    st.text(st.sampled_from(list("a1@. +")), max_size=8),
+)
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(email=_pii, phone=_pii, external_id=_pii, region=st.sampled_from([None, "US", "XX"]))
+def test_pii_hashed_together_gives_what_hashing_one_by_one_gives(
+    email: str | None, phone: str | None, external_id: str | None, region: str | None
+) -> None:
+    # _hashes hashes all three in one try; only an unvalidated value that must be dropped
+    # sends it to _hashes_one_by_one. Same digests, same warnings, either way.
+    given_values = {"email": email, "phone": phone, "external_id": external_id}
+    with _Warnings() as together:
+        hashed = _payload._hashes(given_values, region)
+    with _Warnings() as one_by_one:
+        expected = _payload._hashes_one_by_one(given_values, region)
+    assert hashed == expected
+    assert list(hashed) == list(expected)
+    assert together == one_by_one
+
+
 # --- the request context -----------------------------------------------------------------
 
 CONTEXT = RequestContext(
@@ -296,6 +340,44 @@ def test_a_malformed_explicit_fbc_is_dropped_and_the_context_fills_it(
 )
 def test_occurred_at_is_iso_8601_utc_with_z(when: datetime, text: str) -> None:
     assert format_time(when) == text
+
+
+def _format_time_reference(when: datetime) -> str:
+    """format_time as first written: the aware isoformat(), cut."""
+    when = when.astimezone(UTC)
+    text = when.isoformat()
+    return (text[:23] if when.microsecond >= 1000 else text[:19]) + "Z"
+
+
+class _Moment(datetime):
+    """A datetime subclass that writes itself its own way (format_time must not cache it)."""
+
+    def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
+        return "1999-12-31T23:59:59.999999+00:00"
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(
+    st.lists(
+        st.builds(
+            lambda when, micro, hours: when.replace(microsecond=micro).astimezone(
+                timezone(timedelta(hours=hours))
+            ),
+            st.sampled_from([WHEN, WHEN + timedelta(seconds=1), datetime(1, 1, 1, 9, tzinfo=UTC)]),
+            st.sampled_from([0, 1, 999, 1000, 1999, 378_999, 999_999]),
+            st.sampled_from([0, 0, -5, 2]),
+        ),
+        max_size=6,
+    )
+)
+def test_format_time_writes_every_moment_as_isoformat_does_cached_or_not(
+    moments: list[datetime],
+) -> None:
+    for when in moments:  # in a row: the per-second cache is hit and missed
+        assert format_time(when) == _format_time_reference(when)
+    odd = _Moment(2026, 7, 3, 9, 41, tzinfo=UTC)
+    assert format_time(WHEN) == "2026-07-03T09:41:00Z"
+    assert format_time(odd) == "1999-12-31T23:59:59Z"  # the same second, not the cached text
 
 
 def test_build_payload_is_deterministic_and_does_not_share_custom_data() -> None:
@@ -415,6 +497,58 @@ def test_encode_payload_still_detects_circular_references_and_recovers() -> None
     with pytest.raises(TypeError, match="set is not JSON-serializable"):
         encode_payload({"nested": {"bad": {1}}})
     assert encode_payload(again) == b'{"x":{"a":1},"y":{"a":1}}'
+
+
+def test_a_payload_nested_past_the_recursion_limit_fails_as_json_does() -> None:
+    deep: list[Any] = []
+    for _ in range(sys.getrecursionlimit() + 10):
+        deep = [deep]
+    with pytest.raises(RecursionError):
+        json.dumps(deep)
+    with pytest.raises(RecursionError):
+        encode_payload({"custom_data": deep})
+    assert encode_payload({"a": [Decimal("1.0")]}) == b'{"a":[1.0]}'  # and recovers
+
+
+def _dumps_reference(payload: Any) -> bytes:
+    """json.dumps with each Decimal written as its exact digits, independently of _payload."""
+    numbers: list[str] = []
+
+    def default(value: object) -> str:
+        assert isinstance(value, Decimal)
+        numbers.append(format(value, "f"))
+        return f"\x00decimal-{len(numbers) - 1}\x00"
+
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=default)
+    for index, number in enumerate(numbers):
+        text = text.replace(f'"\\u0000decimal-{index}\\u0000"', number, 1)
+    return text.encode()
+
+
+_json_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(st.sampled_from(list('a é"\\\x00\x1f\u2028')), max_size=6),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3),
+)
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(
+    st.dictionaries(
+        st.text(max_size=4),
+        st.recursive(
+            _json_leaves,
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+            max_leaves=8,
+        ),
+        max_size=5,
+    )
+)
+def test_encode_payload_writes_what_json_dumps_writes(payload: dict[str, Any]) -> None:
+    assert encode_payload(payload) == _dumps_reference(payload)
 
 
 def test_encode_payload_is_the_same_with_and_without_the_reused_c_encoder(

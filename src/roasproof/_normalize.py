@@ -134,13 +134,12 @@ def _prehashed(value: str, *, reject_md5: bool) -> str | None:
     (32 hex is never an address or a number); external_id does not, because a
     UUID's ``.hex`` is a common, legitimate customer id.
     """
-    size = len(value)  # both patterns are fixed-width: skip them for other lengths
-    if size == 64 and _SHA256_RE.fullmatch(value):
+    if _SHA256_RE.fullmatch(value):
         lowered = value.lower()
         if lowered == EMPTY_SHA256:
             raise PIIError(_MSG_EMPTY_HASH)
         return lowered
-    if reject_md5 and size == 32 and _MD5_RE.fullmatch(value):
+    if reject_md5 and _MD5_RE.fullmatch(value):
         raise PIIError(_MSG_MD5)
     return None
 

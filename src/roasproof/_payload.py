@@ -226,7 +226,6 @@ def _new_marker() -> tuple[str, str, re.Pattern[str]]:
 
 
 _MARKER = _new_marker()
-_FIRST_MARKER = f'"{_MARKER[1]}0"'  # how the first Decimal's marker is written
 _local = threading.local()
 
 #: What encodes a payload: ``(payload, 0) -> chunks``, filling ``numbers`` with its Decimals.
@@ -294,16 +293,12 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
     if not numbers:
         return text.encode()
     _, written, pattern = _MARKER
-    if text.count(written) == len(numbers):
-        if len(numbers) == 1:
-            return text.replace(_FIRST_MARKER, numbers[0], 1).encode()
-        found = numbers
-    else:  # a string in the payload holds the marker: draw fresh ones until none does
-        while text.count(written) != len(numbers):
-            marker, written, pattern = _new_marker()
-            text, numbers = _dumps(payload, marker)
-        found = numbers
-    return pattern.sub(lambda match: found[int(match[1])], text).encode()
+    while text.count(written) != len(numbers):
+        marker, written, pattern = _new_marker()
+        text, numbers = _dumps(payload, marker)
+    if len(numbers) == 1:
+        return text.replace(f'"{written}0"', numbers[0], 1).encode()
+    return pattern.sub(lambda match: numbers[int(match[1])], text).encode()
 
 
 def _dumps(payload: Mapping[str, Any], marker: str) -> tuple[str, list[str]]:

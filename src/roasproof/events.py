@@ -24,7 +24,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from pydantic import (
@@ -232,7 +232,7 @@ class Event(ValidatedModel):
     event_id: str = Field(default_factory=_new_event_id)
     value: Decimal | None = None
     currency: str | None = None
-    occurred_at: datetime = Field(default_factory=partial(datetime.now, UTC))  # _utc_now
+    occurred_at: datetime = Field(default_factory=_utc_now)
     url: str | None = None
     action_source: ActionSource = ActionSource.WEBSITE
     site_key: str | None = None
