@@ -104,6 +104,7 @@ for worker in range(4):
             say("done", os.getpid(), f"w{worker}_{n}")
             time.sleep(0.004)
         say("flushed", os.getpid(), client.flush(30))
+        say("leader", os.getpid(), client.stats()["leader"])  # 1: this process delivers
         os._exit(0)
     children.append(pid)
 for pid in children:
@@ -118,7 +119,7 @@ say("all", "exited", "now")
     successors: set[int] = set()
     with launcher:
         try:
-            for n, line in enumerate(launcher.stdout):
+            for line in launcher.stdout:
                 kind, _pid, what = line.split()
                 if kind == "done":
                     done.add(what)
@@ -126,8 +127,8 @@ say("all", "exited", "now")
                     killed = _lease_pid(outbox)
                     assert killed is not None
                     os.kill(killed, signal.SIGKILL)
-                elif killed is not None and (n % 20 == 0 or kind == "flushed"):
-                    successors.add(_lease_pid(outbox) or killed)
+                elif kind == "leader" and what == "1":
+                    successors.add(int(_pid))
                 if kind == "flushed":
                     assert what == "True"
             assert launcher.wait(timeout=60) == 0
