@@ -17,7 +17,7 @@ from pathlib import Path
 
 from roasproof._delivery import _election
 from roasproof._delivery._journal import read_segments, unmoved
-from roasproof._delivery._schema import immediate, open_existing
+from roasproof._delivery._schema import immediate, moved_to, open_existing
 from roasproof._delivery._store import LeaseHolder, Pause
 
 __all__ = ["DeadRow", "OutboxAdmin", "OutboxStatus", "RejectedRow"]
@@ -144,7 +144,7 @@ class OutboxAdmin:
         journaled = [
             record
             for name, data in segments.items()
-            for record in unmoved(name, data, self._moved_to(name))
+            for record in unmoved(name, data, moved_to(self._conn, name))
         ]
         leased = self._one(
             "SELECT count(*) FROM pending WHERE lease_owner IS NOT NULL AND lease_until > ?", now
@@ -178,12 +178,6 @@ class OutboxAdmin:
             pause=pause,
             sender=sender if sender is not None and sender.until > now else None,
         )
-
-    def _moved_to(self, segment: str) -> int:
-        row = self._conn.execute(
-            "SELECT moved_to FROM ingested WHERE segment = ?", (segment,)
-        ).fetchone()
-        return 0 if row is None else int(row[0])
 
     def dead(self, limit: int = 50, event_ids: Sequence[str] = ()) -> list[DeadRow]:
         """Dead letters, newest first (or the ones named)."""

@@ -95,7 +95,7 @@ class Engine:
     # -- the Delivery protocol -------------------------------------------------------
 
     def enqueue(self, event_id: str, event: str, body: bytes) -> bool:
-        """Commit the event to the store; ``False`` if its event_id is already queued."""
+        """Make the event durable; ``False`` if its event_id is already in the outbox."""
         if self._pid != os.getpid():
             self.after_fork(child=True)
         now = time.time()

@@ -31,7 +31,7 @@ from roasproof._delivery import _election
 from roasproof._delivery._base import RejectedSummary
 from roasproof._delivery._fork import abandon
 from roasproof._delivery._journal import Record
-from roasproof._delivery._schema import connect, immediate
+from roasproof._delivery._schema import connect, immediate, moved_to
 from roasproof._delivery._store import Pause, Results, Row
 
 __all__ = ["SQLiteStore"]
@@ -181,12 +181,7 @@ class SQLiteStore:
     def ingested_offset(self, segment: str) -> int:
         """How far ``segment`` was already moved (0: not at all)."""
         with self._lock:
-            row = (
-                self._conn()
-                .execute("SELECT moved_to FROM ingested WHERE segment = ?", (segment,))
-                .fetchone()
-            )
-        return 0 if row is None else int(row[0])
+            return moved_to(self._conn(), segment)
 
     def record_rejected(self, summary: RejectedSummary) -> None:
         """Keep the summary (no PII by construction) and only the latest 1,000 of them."""

@@ -28,7 +28,15 @@ from pathlib import Path
 
 from roasproof.errors import ConfigurationError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "immediate", "migrate", "open_existing"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "connect",
+    "immediate",
+    "migrate",
+    "moved_to",
+    "open_existing",
+]
 
 _log = logging.getLogger("roasproof")
 
@@ -176,6 +184,12 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
                 for statement in step:
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def moved_to(conn: sqlite3.Connection, segment: str) -> int:
+    """How far the journal ``segment`` has been moved into ``pending`` (0: not at all)."""
+    row = conn.execute("SELECT moved_to FROM ingested WHERE segment = ?", (segment,)).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 @contextmanager
