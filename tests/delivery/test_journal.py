@@ -362,3 +362,31 @@ def test_a_journal_that_cannot_keep_up_hands_events_to_the_outbox_directly(
     assert engine.journal.pending + engine.store.count() == 20
     assert engine.flush(10) is True
     assert len(sink.accepted) == 20
+
+
+def test_events_tracked_while_the_journal_is_moved_follow_within_the_linger(
+    sink: Sink, make_engine: MakeEngine
+) -> None:
+    # A worker that is not the elected sender sleeps lease_renew between lease attempts;
+    # only the journal's batches wake it. Events tracked while a batch is being moved
+    # must still reach the outbox one linger later, not one lease_renew later.
+    tuning = dataclasses.replace(FAST, lease_renew=30.0, lease_ttl=60.0)
+    engine = make_engine(tuning=tuning)
+    engine.enqueue("warm", "lead", body_for("warm"))
+    with connect(engine.store.path) as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO sender_lease VALUES ('sender', 'other-worker', 1, 'h', ?)",
+            (time.time() + 3600,),
+        )
+    time.sleep(0.1)  # the sender notices it is not elected and sleeps
+    assert engine.journal is not None
+    deadline = time.monotonic() + 0.5
+    n = 0
+    while time.monotonic() < deadline:  # a busy worker: events arrive during every move
+        engine.enqueue(f"e{n}", "lead", body_for(f"e{n}"))
+        n += 1
+    waited = time.monotonic() + 2.0
+    while engine.journal.pending and time.monotonic() < waited:
+        time.sleep(0.01)
+    assert engine.journal.pending == 0
+    assert engine.store.count() == n + 1

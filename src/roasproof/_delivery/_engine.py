@@ -240,7 +240,13 @@ class Engine:
         journal = self.journal
         if journal is None or not journal.pending:
             return 0
-        return self._moved(journal.drain())
+        added = self._moved(journal.drain())
+        sender = self.sender
+        if journal.pending and sender is not None:
+            # Events tracked during the move: track() nudged only for the first record
+            # of the batch just moved, so ask for the next batch here.
+            sender.nudge()
+        return added
 
     def adopt_journals(self) -> int:
         """Move the journals of processes that exited into the outbox; how many were new."""
