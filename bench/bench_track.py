@@ -10,7 +10,13 @@ served from the phone-parsing cache.
   WAL + synchronous=NORMAL: the floor any durable track() pays.
 * ``bare commit, between payloads``: the same commit timed alone, with track()'s
   payload work between commits (the CPU caches are then cold, as in a real app).
-* ``payload only``: validation, hashing and JSON encoding, no storage.
+* ``payload, plain path``: what ``track()`` does before storing: the usual event
+  validated by one compiled schema, hashed and encoded (``roasproof._plain``), no storage.
+* ``payload, full path``: the same through the models (``make_event`` +
+  ``build_payload``), which ``track()`` takes for anything outside the usual shape
+  (custom event names, national phone numbers, nested custom_data, ...).
+* ``floor``: the least any durable track() that hashes does, validating nothing:
+  three SHA-256, pydantic-core's JSON of the finished body, the journal append.
 * ``journal append``: what ``track()`` stores with, alone: one copy of the
   record into this process's memory-mapped journal segment (the sender thread moves records into
   the outbox in batches).
@@ -31,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
+import json
 import logging
 import sqlite3
 import tempfile
@@ -40,11 +48,13 @@ from pathlib import Path
 from typing import Any
 
 from _common import PURCHASE, machine, nginx_sink, percentile, save
+from pydantic_core import to_json
 
 from roasproof import Client
 from roasproof._config import Settings
 from roasproof._delivery import Engine, create_delivery
-from roasproof._payload import encode_payload
+from roasproof._payload import encode_body, encode_payload
+from roasproof._plain import plain_body
 
 API_KEY = "rp_bench_key_0123456789"
 
@@ -97,13 +107,12 @@ def bare_sqlite_interleaved(root: Path, events: int, body: bytes) -> list[float]
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
-    client = Client(API_KEY, outbox=None)
     clock = time.perf_counter_ns
     samples = []
     fields = purchases(events)
     try:
         for n in range(events + WARMUP):
-            encode_payload(client.build_payload("purchase", event_id=f"o{n}", **fields[n]))
+            plain_body("purchase", {"event_id": f"o{n}", **fields[n]})
             start = clock()
             conn.execute("INSERT INTO t (body) VALUES (?)", (body,))
             if n >= WARMUP:
@@ -113,12 +122,20 @@ def bare_sqlite_interleaved(root: Path, events: int, body: bytes) -> list[float]
         conn.close()
 
 
-def payload_only(events: int) -> list[float]:
-    """Validation, hashing and JSON encoding of the same purchase, without storing it."""
+def payload_plain(events: int) -> list[float]:
+    """What track() does before storing the usual purchase: the plain path."""
+    fields = purchases(events)
+    return measure(
+        lambda n: plain_body("purchase", {"event_id": f"o{n}", **fields[n + WARMUP]}), events
+    )
+
+
+def payload_full(events: int) -> list[float]:
+    """Validation, hashing and JSON encoding of the same purchase through the models."""
     client = Client(API_KEY, outbox=None)
     fields = purchases(events)
     return measure(
-        lambda n: encode_payload(
+        lambda n: encode_body(
             client.build_payload("purchase", event_id=f"o{n}", **fields[n + WARMUP])
         ),
         events,
@@ -151,6 +168,39 @@ def enqueue_only(root: Path, events: int, body: bytes, *, journal: bool) -> list
         if journal:
             return measure(lambda n: delivery.enqueue(f"e{n}", "purchase", body), events)
         return measure(lambda n: store.enqueue(f"e{n}", "purchase", body, time.time()), events)
+    finally:
+        client.close(0.1)
+
+
+def floor(root: Path, events: int) -> list[float]:
+    """The least any durable track() with hashing does: nothing validated or assembled.
+
+    Three SHA-256 (email, phone, external id), pydantic-core's JSON of the finished
+    body and the journal append, through the same engine as ``journal append``.
+    """
+    outbox = root / "floor.sqlite3"
+    client = _client(outbox, "http://127.0.0.1:9")
+    client.track("lead", event_id="warm")
+    _hold_lease(outbox)
+    delivery = client._delivery
+    assert isinstance(delivery, Engine)
+    template = json.loads(encode_payload(client.build_payload("purchase", **PURCHASE)))
+    fields = purchases(events)
+    sha256 = hashlib.sha256
+
+    def track(n: int) -> None:
+        user = fields[n + WARMUP]["user_data"]
+        body = {**template, "event_id": f"f{n}"}
+        body["user_data"] = {
+            **template["user_data"],
+            "email": sha256(user["email"].lower().encode()).hexdigest(),
+            "phone": sha256(user["phone"][1:].encode()).hexdigest(),
+            "external_id": sha256(user["external_id"].encode()).hexdigest(),
+        }
+        delivery.enqueue(f"f{n}", "purchase", to_json(body))
+
+    try:
+        return measure(track, events)
     finally:
         client.close(0.1)
 
@@ -207,7 +257,9 @@ def main() -> None:
         root = Path(tmp)
         rows["bare SQLite insert+commit"] = bare_sqlite(root, args.events, body)
         rows["bare commit, between payloads"] = bare_sqlite_interleaved(root, args.events, body)
-        rows["payload only (no storage)"] = payload_only(args.events)
+        rows["payload, plain path (no storage)"] = payload_plain(args.events)
+        rows["payload, full path (no storage)"] = payload_full(args.events)
+        rows["floor: 3 SHA-256 + JSON + append"] = floor(root, args.events)
         rows["journal append (no validation)"] = enqueue_only(root, args.events, body, journal=True)
         rows["outbox commit (no validation)"] = enqueue_only(root, args.events, body, journal=False)
         rows["track(), idle worker"] = client_track(root, args.events, None)

@@ -29,7 +29,8 @@ from roasproof import _http
 from roasproof._config import DeliveredHook, ErrorHook, Settings
 from roasproof._delivery._base import Delivery, RejectedSummary
 from roasproof._http import DeliveryResult
-from roasproof._payload import build_payload, encode_payload
+from roasproof._payload import build_payload, encode_body
+from roasproof._plain import plain_body
 from roasproof.context import current_context
 from roasproof.errors import ConfigurationError, InvalidEvent, RoasproofError
 from roasproof.events import Event, make_event
@@ -153,7 +154,7 @@ class Client:
                 "cannot send: no API key. Fix: pass api_key= to Client/init or set "
                 "ROASPROOF_API_KEY (create a key on the Setup & API keys page)"
             )
-        body = encode_payload(self._payload(valid, phone_region))
+        body = encode_body(self._payload(valid, phone_region))
         headers = _http.request_headers(self._settings.api_key, valid.event_id)
         return _http.events_url(self._settings.endpoint), headers, body
 
@@ -227,13 +228,19 @@ class Client:
         already queued is a no-op returning the same id.
         """
         try:
-            valid = self._event(event, fields)
             delivery = self._active_delivery()
-            if delivery is None:
-                self._count("inert")
-                return valid.event_id
-            body = encode_payload(self._payload(valid, phone_region))
-            fresh = delivery.enqueue(valid.event_id, valid.event, body)
+            if delivery is not None and (plain := plain_body(event, fields)) is not None:
+                # The usual event, validated without building the models (_plain.py).
+                event_id, name, body = plain
+                fresh = delivery.enqueue(event_id, name, body)
+            else:
+                valid = self._event(event, fields)
+                event_id = valid.event_id
+                if delivery is None:
+                    self._count("inert")
+                    return event_id
+                body = encode_body(self._payload(valid, phone_region))
+                fresh = delivery.enqueue(event_id, valid.event, body)
         except InvalidEvent as exc:
             if self._settings.strict:
                 raise
@@ -243,7 +250,7 @@ class Client:
                 raise
             return self._failed(exc, event, fields)
         self._count("tracked" if fresh else "duplicates")
-        return valid.event_id
+        return event_id
 
     def _active_delivery(self) -> Delivery | None:
         """The delivery backend, created on first use; ``None`` while inert."""
