@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from roasproof import _payload
 from roasproof._event_checks import USER_DATA_FIELDS
 from roasproof._normalize import EMPTY_SHA256
-from roasproof._payload import build_payload, encode_payload, format_time
+from roasproof._payload import build_payload, encode_body, encode_payload, format_time
 from roasproof.context import RequestContext
 from roasproof.errors import InvalidEvent
 from roasproof.events import Event, UserData, make_event
@@ -568,3 +568,56 @@ def test_encode_payload_is_the_same_with_and_without_the_reused_c_encoder(
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: encode_payload(body), range(200)))
     assert set(results) == {expected.encode()}
+
+
+# --- encode_body: what track() and send() write ------------------------------------------
+
+_flat_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(st.sampled_from(list('a é"\\\x00\x1f\u2028\x7f')), max_size=6),
+)
+
+
+@settings(derandomize=True)
+@given(
+    value=st.none() | st.decimals(min_value=0, max_value=Decimal("1e14"), places=2),
+    custom=st.dictionaries(st.text("ab_", min_size=1, max_size=4), _flat_values, max_size=5),
+    nested=st.booleans(),
+)
+def test_encode_body_writes_the_document_encode_payload_writes(
+    value: Decimal | None, custom: dict[str, Any], nested: bool
+) -> None:
+    if nested:
+        custom = {"items": [Decimal("0.10"), custom]}
+    fields: dict[str, Any] = {"custom_data": custom}
+    if value is not None:
+        fields |= {"value": value, "currency": "EUR"}
+    body = build_payload(make_event("purchase", event_id="o1", **fields), context=CONTEXT)
+    fast, reference = encode_body(body), encode_payload(body)
+    assert json.loads(fast, parse_float=Decimal) == json.loads(reference, parse_float=Decimal)
+    tiny = [v for v in custom.values() if type(v) is float and 0 < abs(v) < 1e-4]
+    if not tiny:  # the one difference: 0.00001 where the json module writes 1e-05
+        assert fast == reference
+    assert encode_body(body) == fast  # the value's marker never leaks into the body
+
+
+def test_encode_body_writes_a_small_float_in_another_form_of_the_same_number() -> None:
+    body = build_payload(make_event("lead", event_id="o1", custom_data={"rate": 1e-05}))
+    assert b'"rate":1e-05' in encode_payload(body)
+    assert b'"rate":0.00001' in encode_body(body)
+
+
+def test_encode_body_fails_as_encode_payload_does_on_text_utf8_cannot_hold() -> None:
+    body = build_payload(make_event("lead", event_id="o1", custom_data={"note": "\ud800"}))
+    with pytest.raises(UnicodeEncodeError):
+        encode_payload(body)
+    with pytest.raises(UnicodeEncodeError):
+        encode_body(body)
+
+
+def test_encode_body_of_a_hand_built_body_matches_encode_payload() -> None:
+    for body in ({"event": "lead", "value": 3}, {"event": "lead", "value": Decimal("1.50")}):
+        assert encode_body(body) == encode_payload(body)

@@ -357,18 +357,16 @@ VALUE_MARKER = f"\x00roasproof-value-{os.urandom(8).hex()}"
 VALUE_WRITTEN = to_json(VALUE_MARKER)
 
 
-def encode_body(body: dict[str, Any], *, flat: bool = False) -> bytes:
+def encode_body(body: dict[str, Any]) -> bytes:
     """:func:`encode_payload` for a body from :func:`build_payload`, serialized faster.
 
-    ``flat`` says the body's custom_data is known to be flat (else it is checked).
     The same JSON document as :func:`encode_payload`, byte for byte but for one
     detail: a float in custom_data below 1e-4 is written in another form of the
     same number (``0.00001`` where the json module writes ``1e-05``).
     """
-    if not flat:
-        custom = body.get("custom_data")
-        if custom is not None and not (type(custom) is dict and is_flat(custom)):
-            return encode_payload(body)  # nested: may hold Decimals at any depth
+    custom = body.get("custom_data")
+    if custom is not None and not (type(custom) is dict and is_flat(custom)):
+        return encode_payload(body)  # nested: may hold Decimals at any depth
     value = body.get("value")
     if value is not None and type(value) is not Decimal:
         return encode_payload(body)

@@ -218,18 +218,17 @@ def _hashes(user: dict[str, Any]) -> dict[str, str] | None:
     """The hashed email, phone and external_id, as the full path writes them; None: decline.
 
     The schema let through only the shapes whose normalization is known: an ASCII
-    address (lowercased by the schema) and an E.164 number. 32 or 64 characters could
-    be a pre-hashed value, which has rules of its own.
+    address, lowercased by the schema (its ``@`` means it is no pre-hashed value), and
+    an E.164 number. A 64-character external id of hex digits would be a pre-hash,
+    which has rules of its own.
     """
     out: dict[str, str] = {}
     email, phone, external_id = user["email"], user["phone"], user["external_id"]
     if email is not None:
-        if len(email) in (32, 64):
-            return None
         out["email"] = _sha256(email.encode()).hexdigest()
     if phone is not None:
         digits = _fast_e164(phone)
-        if digits is None or len(phone) in (32, 64):
+        if digits is None:
             return None
         out["phone"] = _sha256(digits.encode()).hexdigest()
     if external_id:
