@@ -30,7 +30,12 @@ served from the phone-parsing cache.
 * ``segment track()``: segment-analytics-python's in-memory, non-durable track()
   (skipped when not installed).
 
-Run:  .venv/bin/python bench/bench_track.py [--events 20000]
+The rows take turns: each row runs ``events / rounds`` calls, then the next row, for
+``rounds`` rounds, each row keeping its database, client and files from one round to the
+next. A shared machine has slow spells lasting seconds; taking turns spreads them over
+every row instead of letting one land on one row and skew its ratio.
+
+Run:  .venv/bin/python bench/bench_track.py [--events 20000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import logging
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +62,16 @@ from roasproof._payload import encode_body, encode_payload
 from roasproof._plain import plain_body
 
 API_KEY = "rp_bench_key_0123456789"
-
-
 WARMUP = 500
 
+#: A row: set up, then each ``send(calls)`` answers that many latencies; ``close()`` tears down.
+Row = Generator["list[float] | None", int, None]
 
-def purchases(events: int) -> list[dict[str, Any]]:
-    """One purchase per call (warmup first), each with a unique email and phone number."""
+
+def purchases(count: int) -> list[dict[str, Any]]:
+    """``count`` purchases, each with a unique email and phone number."""
     out = []
-    for k in range(WARMUP + events):
+    for k in range(count):
         user_data = dict(PURCHASE["user_data"])
         user_data["email"] = f"Jane.Doe.{k}@Example.com"
         user_data["phone"] = f"+4930{10_000_000 + k}"
@@ -73,73 +79,92 @@ def purchases(events: int) -> list[dict[str, Any]]:
     return out
 
 
-def measure(call: Callable[[int], object], events: int, warmup: int = WARMUP) -> list[float]:
-    """Latencies of ``call(n)`` in microseconds."""
-    for n in range(warmup):
-        call(-n - 1)
-    clock = time.perf_counter_ns
-    samples = []
-    for n in range(events):
-        start = clock()
-        call(n)
-        samples.append((clock() - start) / 1000)
-    return samples
+class Calls:
+    """Numbers each call of a row uniquely across its rounds (ids never repeat)."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def measure(self, call: Callable[[int], object], count: int) -> list[float]:
+        """Latencies of ``count`` calls of ``call(n)`` in microseconds, after a warmup."""
+        start = self.next
+        for n in range(start, start + WARMUP):
+            call(n)
+        start += WARMUP
+        self.next = start + count
+        clock = time.perf_counter_ns
+        samples = []
+        for n in range(start, start + count):
+            began = clock()
+            call(n)
+            samples.append((clock() - began) / 1000)
+        return samples
 
 
-def bare_sqlite(root: Path, events: int, body: bytes) -> list[float]:
-    conn = sqlite3.connect(root / "bare.sqlite3", isolation_level=None)
+def _bare_connection(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+    return conn
+
+
+def bare_sqlite(root: Path, body: bytes) -> Row:
+    conn, calls = _bare_connection(root / "bare.sqlite3"), Calls()
     try:
-        return measure(lambda n: conn.execute("INSERT INTO t (body) VALUES (?)", (body,)), events)
+        insert = conn.execute
+        count = yield None
+        while True:
+            count = yield calls.measure(
+                lambda n: insert("INSERT INTO t (body) VALUES (?)", (body,)), count
+            )
     finally:
         conn.close()
 
 
-def bare_sqlite_interleaved(root: Path, events: int, body: bytes) -> list[float]:
+def bare_sqlite_interleaved(root: Path, body: bytes, fields: list[dict[str, Any]]) -> Row:
     """The same bare commit, timed alone, but with track()'s payload work between commits.
 
     A commit in a tight loop finds SQLite's pages in the CPU caches; between two
     requests' worth of Python work it does not. This is the fairer floor.
     """
-    conn = sqlite3.connect(root / "bare2.sqlite3", isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+    conn, calls = _bare_connection(root / "bare2.sqlite3"), Calls()
     clock = time.perf_counter_ns
-    samples = []
-    fields = purchases(events)
     try:
-        for n in range(events + WARMUP):
-            plain_body("purchase", {"event_id": f"o{n}", **fields[n]})
-            start = clock()
-            conn.execute("INSERT INTO t (body) VALUES (?)", (body,))
-            if n >= WARMUP:
-                samples.append((clock() - start) / 1000)
-        return samples
+        count = yield None
+        while True:
+            samples = []
+            for n in range(calls.next, calls.next + WARMUP + count):
+                plain_body("purchase", {"event_id": f"o{n}", **fields[n]})
+                start = clock()
+                conn.execute("INSERT INTO t (body) VALUES (?)", (body,))
+                if n >= calls.next + WARMUP:
+                    samples.append((clock() - start) / 1000)
+            calls.next += WARMUP + count
+            count = yield samples
     finally:
         conn.close()
 
 
-def payload_plain(events: int) -> list[float]:
+def payload_plain(fields: list[dict[str, Any]]) -> Row:
     """What track() does before storing the usual purchase: the plain path."""
-    fields = purchases(events)
-    return measure(
-        lambda n: plain_body("purchase", {"event_id": f"o{n}", **fields[n + WARMUP]}), events
-    )
+    calls = Calls()
+    count = yield None
+    while True:
+        count = yield calls.measure(
+            lambda n: plain_body("purchase", {"event_id": f"o{n}", **fields[n]}), count
+        )
 
 
-def payload_full(events: int) -> list[float]:
+def payload_full(fields: list[dict[str, Any]]) -> Row:
     """Validation, hashing and JSON encoding of the same purchase through the models."""
-    client = Client(API_KEY, outbox=None)
-    fields = purchases(events)
-    return measure(
-        lambda n: encode_body(
-            client.build_payload("purchase", event_id=f"o{n}", **fields[n + WARMUP])
-        ),
-        events,
-    )
+    client, calls = Client(API_KEY, outbox=None), Calls()
+    count = yield None
+    while True:
+        count = yield calls.measure(
+            lambda n: encode_body(client.build_payload("purchase", event_id=f"o{n}", **fields[n])),
+            count,
+        )
 
 
 def _client(outbox: Path, endpoint: str) -> Client:
@@ -156,40 +181,48 @@ def _hold_lease(outbox: Path) -> None:
         )
 
 
-def enqueue_only(root: Path, events: int, body: bytes, *, journal: bool) -> list[float]:
-    outbox = root / f"enqueue-{journal}.sqlite3"
+def _idle_engine(outbox: Path) -> tuple[Client, Engine]:
+    """A client whose sender runs but is not elected (another worker delivers)."""
     client = _client(outbox, "http://127.0.0.1:9")
     client.track("lead", event_id="warm")  # creates the file; the sender starts
     _hold_lease(outbox)
     delivery = client._delivery
     assert isinstance(delivery, Engine)
-    store = delivery.store
+    return client, delivery
+
+
+def enqueue_only(root: Path, body: bytes, *, journal: bool) -> Row:
+    client, delivery = _idle_engine(root / "enqueue.sqlite3")
+    store, calls = delivery.store, Calls()
     try:
-        if journal:
-            return measure(lambda n: delivery.enqueue(f"e{n}", "purchase", body), events)
-        return measure(lambda n: store.enqueue(f"e{n}", "purchase", body, time.time()), events)
+        count = yield None
+        while True:
+            if journal:
+                samples = calls.measure(
+                    lambda n: delivery.enqueue(f"e{n}", "purchase", body), count
+                )
+            else:
+                samples = calls.measure(
+                    lambda n: store.enqueue(f"e{n}", "purchase", body, time.time()), count
+                )
+            client.stats()  # moves what waits in the journal before the next row runs
+            count = yield samples
     finally:
         client.close(0.1)
 
 
-def floor(root: Path, events: int) -> list[float]:
+def floor(root: Path, fields: list[dict[str, Any]]) -> Row:
     """The least any durable track() with hashing does: nothing validated or assembled.
 
     Three SHA-256 (email, phone, external id), pydantic-core's JSON of the finished
     body and the journal append, through the same engine as ``journal append``.
     """
-    outbox = root / "floor.sqlite3"
-    client = _client(outbox, "http://127.0.0.1:9")
-    client.track("lead", event_id="warm")
-    _hold_lease(outbox)
-    delivery = client._delivery
-    assert isinstance(delivery, Engine)
+    client, delivery = _idle_engine(root / "floor.sqlite3")
     template = json.loads(encode_payload(client.build_payload("purchase", **PURCHASE)))
-    fields = purchases(events)
-    sha256 = hashlib.sha256
+    sha256, calls = hashlib.sha256, Calls()
 
     def track(n: int) -> None:
-        user = fields[n + WARMUP]["user_data"]
+        user = fields[n]["user_data"]
         body = {**template, "event_id": f"f{n}"}
         body["user_data"] = {
             **template["user_data"],
@@ -200,79 +233,129 @@ def floor(root: Path, events: int) -> list[float]:
         delivery.enqueue(f"f{n}", "purchase", to_json(body))
 
     try:
-        return measure(track, events)
+        count = yield None
+        while True:
+            samples = calls.measure(track, count)
+            client.stats()
+            count = yield samples
     finally:
         client.close(0.1)
 
 
-def client_track(root: Path, events: int, endpoint: str | None) -> list[float]:
-    outbox = root / f"track-{'send' if endpoint else 'idle'}.sqlite3"
-    client = _client(outbox, endpoint or "http://127.0.0.1:9")
+def client_track(root: Path, fields: list[dict[str, Any]], endpoint: str | None) -> Row:
     if endpoint is None:
-        client.track("lead", event_id="warm")
-        _hold_lease(outbox)
-    fields = purchases(events)
+        client, _ = _idle_engine(root / "track.sqlite3")
+    else:
+        client = _client(root / "track.sqlite3", endpoint)
+    calls = Calls()
     try:
-        return measure(
-            lambda n: client.track("purchase", event_id=f"order_{n}", **fields[n + WARMUP]),
-            events,
-        )
+        count = yield None
+        while True:
+            samples = calls.measure(
+                lambda n: client.track("purchase", event_id=f"order_{n}", **fields[n]), count
+            )
+            if endpoint is None:
+                client.stats()
+            else:
+                client.flush(30)  # delivered before the next row runs
+            count = yield samples
     finally:
         client.close(5 if endpoint else 0.1)
 
 
-def segment_track(events: int) -> list[float] | None:
+def segment_track() -> Row:
     try:
         from segment.analytics import Client as SegmentClient
     except ImportError:
-        return None
+        count = yield None
+        while True:
+            count = yield None
     logging.getLogger("segment").setLevel(logging.CRITICAL)
-    client = SegmentClient(
-        "bench-write-key", host="http://127.0.0.1:9", max_queue_size=10_000_000, max_retries=0
-    )
     properties = {"value": 249.0, "currency": "EUR", **PURCHASE["custom_data"]}
     context = {"ip": "203.0.113.42", "userAgent": PURCHASE["user_data"]["client_user_agent"]}
-    try:
-        return measure(
-            lambda n: client.track(
+    calls = Calls()
+    count = yield None
+    while True:
+        # A client per round: its consumer thread must not run during the other rows.
+        client = SegmentClient(
+            "bench-write-key", host="http://127.0.0.1:9", max_queue_size=10_000_000, max_retries=0
+        )
+        samples = calls.measure(
+            lambda n, client=client: client.track(
                 user_id="customer-88231",
                 event="Order Completed",
                 properties=properties,
                 context=dict(context),
             ),
-            events,
+            count,
         )
-    finally:
         client.send = False
+        client.shutdown()
+        count = yield samples
+
+
+def make_rows(root: Path, body: bytes, url: str | None, total: int) -> dict[str, Row]:
+    fields = purchases(total)
+    for sub in ("j", "o", "idle", "send"):
+        (root / sub).mkdir()
+    rows: dict[str, Row] = {
+        "bare SQLite insert+commit": bare_sqlite(root, body),
+        "bare commit, between payloads": bare_sqlite_interleaved(root, body, fields),
+        "payload, plain path (no storage)": payload_plain(fields),
+        "payload, full path (no storage)": payload_full(fields),
+        "floor: 3 SHA-256 + JSON + append": floor(root, fields),
+        "journal append (no validation)": enqueue_only(root / "j", body, journal=True),
+        "outbox commit (no validation)": enqueue_only(root / "o", body, journal=False),
+        "track(), idle worker": client_track(root / "idle", fields, None),
+    }
+    if url is not None:
+        rows["track(), while delivering"] = client_track(root / "send", fields, url)
+    rows["segment track() (memory only)"] = segment_track()
+    return rows
+
+
+def run_rows(
+    root: Path, body: bytes, url: str | None, events: int, rounds: int
+) -> dict[str, list[float] | None]:
+    per_round = events // rounds
+    rows = make_rows(root, body, url, rounds * (WARMUP + per_round))
+    samples: dict[str, list[float] | None] = {}
+    try:
+        for name, row in rows.items():
+            next(row)  # set up
+            samples[name] = []
+        for _ in range(rounds):
+            for name, row in rows.items():
+                got, collected = row.send(per_round), samples[name]
+                samples[name] = None if got is None or collected is None else collected + got
+    finally:
+        for row in rows.values():
+            row.close()
+    return samples
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5, help="turns each row takes")
     args = parser.parse_args()
     gc.collect()
     body = encode_payload(Client(API_KEY, outbox=None).build_payload("purchase", **PURCHASE))
-    rows: dict[str, list[float] | None] = {}
     with tempfile.TemporaryDirectory(prefix="roasproof-bench-", dir=Path(__file__).parent) as tmp:
         root = Path(tmp)
-        rows["bare SQLite insert+commit"] = bare_sqlite(root, args.events, body)
-        rows["bare commit, between payloads"] = bare_sqlite_interleaved(root, args.events, body)
-        rows["payload, plain path (no storage)"] = payload_plain(args.events)
-        rows["payload, full path (no storage)"] = payload_full(args.events)
-        rows["floor: 3 SHA-256 + JSON + append"] = floor(root, args.events)
-        rows["journal append (no validation)"] = enqueue_only(root, args.events, body, journal=True)
-        rows["outbox commit (no validation)"] = enqueue_only(root, args.events, body, journal=False)
-        rows["track(), idle worker"] = client_track(root, args.events, None)
         try:
             with nginx_sink() as url:
-                rows["track(), while delivering"] = client_track(root, args.events, url)
+                rows = run_rows(root, body, url, args.events, args.rounds)
         except SystemExit as missing:
             print(f"skipped delivering mode: {missing}")
-        rows["segment track() (memory only)"] = segment_track(args.events)
+            rows = run_rows(root, body, None, args.events, args.rounds)
     base = rows["bare SQLite insert+commit"]
     assert base is not None
     base50, base99 = percentile(base, 0.5), percentile(base, 0.99)
-    print(f"track() latency, {args.events} calls each; body {len(body)} bytes; {machine()}")
+    print(
+        f"track() latency, {args.events} calls each in {args.rounds} turns; "
+        f"body {len(body)} bytes; {machine()}"
+    )
     print(f"{'':34} {'p50 us':>8} {'p99 us':>8} {'p50 ratio':>10} {'p99 ratio':>10}")
     report = {}
     for name, samples in rows.items():
@@ -282,7 +365,8 @@ def main() -> None:
         p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
         report[name] = {"p50_us": p50, "p99_us": p99, "p50_ratio": p50 / base50}
         print(f"{name:34} {p50:8.1f} {p99:8.1f} {p50 / base50:9.2f}x {p99 / base99:9.2f}x")
-    print(f"saved {save('track', {'events': args.events, 'body_bytes': len(body), **report})}")
+    meta = {"events": args.events, "rounds": args.rounds, "body_bytes": len(body)}
+    print(f"saved {save('track', {**meta, **report})}")
 
 
 if __name__ == "__main__":
