@@ -155,7 +155,7 @@ def _add_identifiers(
     value, if any, is used instead), unless ``checks`` says it was checked already.
     """
     for key, check in checks:
-        value = given[key]
+        value = given.get(key)  # the plain path's user_data holds only the keys given
         if value and (check is None or check(value) or _fb_dropped(key, "")):
             out[key] = value
         elif context is not None:

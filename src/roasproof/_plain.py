@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError, SchemaValidator, ValidationError,
 from pydantic_core import core_schema as cs
 
 from roasproof._currencies import CURRENCIES
-from roasproof._event_checks import USER_DATA_FIELDS, check_value, normalize_ip, parse_time
+from roasproof._event_checks import check_value, normalize_ip, parse_time
 from roasproof._normalize import _fast_e164
 from roasproof._payload import VALUE_MARKER, VALUE_WRITTEN, assemble_body
 from roasproof.context import current_context
@@ -58,7 +58,7 @@ _FB_COOKIE = r"^fb\.[0-9]\.[0-9]{13}\.[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*$"  #
 def _text(
     pattern: str | None = None, max_length: int | None = None, *, to_lower: bool = False
 ) -> cs.CoreSchema:
-    """An optional str field: None when left out. Without a pattern, stripped as the models do."""
+    """A str field or None. Without a pattern, stripped as the models do."""
     text = cs.str_schema(
         pattern=pattern,
         max_length=max_length,
@@ -66,7 +66,12 @@ def _text(
         to_lower=to_lower,
         strict=True,
     )
-    return cs.with_default_schema(cs.nullable_schema(text), default=None)
+    return cs.nullable_schema(text)
+
+
+def _optional(schema: cs.CoreSchema) -> cs.CoreSchema:
+    """None when left out: the fields of an Event are all present in its values."""
+    return cs.with_default_schema(schema, default=None)
 
 
 def _anything() -> cs.CoreSchema:
@@ -95,7 +100,7 @@ _USER_DATA = cs.typed_dict_schema(
     extra_behavior="forbid",
     strict=True,
 )
-_NO_USER_DATA: dict[str, Any] = dict.fromkeys(USER_DATA_FIELDS)
+_NO_USER_DATA: dict[str, Any] = {}  # user_data holds only the keys given
 
 # Flat custom_data, as custom_data.is_flat defines it: str keys; str, int, bool, None or
 # finite float values. The lengths keep it within is_flat's 16 KiB bound without measuring
@@ -131,14 +136,14 @@ _FIELDS = SchemaValidator(
                     default_factory=_new_event_id,
                 ),
                 "value": _anything(),
-                "currency": _text(_CURRENCY),
+                "currency": _optional(_text(_CURRENCY)),
                 "occurred_at": _anything(),
-                "url": _text(_URL),
+                "url": _optional(_text(_URL)),
                 # Left out: website. None is refused by the full path: decline it.
                 "action_source": cs.with_default_schema(
                     cs.any_schema(), default=ActionSource.WEBSITE
                 ),
-                "site_key": _text(),
+                "site_key": _optional(_text()),
                 "custom_data": cs.with_default_schema(
                     cs.nullable_schema(_FLAT_CUSTOM_DATA), default=None
                 ),
@@ -223,7 +228,7 @@ def _hashes(user: dict[str, Any]) -> dict[str, str] | None:
     which has rules of its own.
     """
     out: dict[str, str] = {}
-    email, phone, external_id = user["email"], user["phone"], user["external_id"]
+    email, phone, external_id = user.get("email"), user.get("phone"), user.get("external_id")
     if email is not None:
         out["email"] = _sha256(email.encode()).hexdigest()
     if phone is not None:
@@ -239,7 +244,7 @@ def _hashes(user: dict[str, Any]) -> dict[str, str] | None:
             return None
         if trimmed:
             out["external_id"] = _sha256(trimmed.encode()).hexdigest()
-    address = user["client_ip_address"]
+    address = user.get("client_ip_address")
     if address:
         address = user["client_ip_address"] = normalize_ip(address)
         if address is None:
