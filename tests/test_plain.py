@@ -705,9 +705,6 @@ def test_an_eight_day_old_conversion_is_declined_and_the_full_path_warns() -> No
         # Beyond 64 bits the full path writes the int as it is; a float would round it.
         pytest.param({"custom_data": {"n": 2**63}}, id="int-2**63"),
         pytest.param({"custom_data": {"n": -(2**63) - 1}}, id="int-below-64-bits"),
-        # The full path strips custom_data's keys (values are kept as they are).
-        pytest.param({"custom_data": {" order_id": "10023"}}, id="padded-key"),
-        pytest.param({"custom_data": {"a": 1, "a\u00a0": 2}}, id="keys-equal-once-stripped"),
         # str.strip takes "\x1c" off, pydantic's strip does not: a pre-hash after all.
         pytest.param({"user_data": {"external_id": "\x1c" + HEX64}}, id="x1c-sha256"),
         pytest.param({"user_data": {"external_id": "\x1c" + EMPTY_SHA256}}, id="x1c-empty-sha"),
@@ -716,6 +713,21 @@ def test_an_eight_day_old_conversion_is_declined_and_the_full_path_warns() -> No
 def test_found_disagreements_stay_fixed(fields: dict[str, Any]) -> None:
     fields = {"event_id": "lead_8", "occurred_at": ago(3), **fields}
     assert not assert_plain_matches_full("lead", fields, None)
+
+
+@pytest.mark.parametrize(
+    "custom_data",
+    [
+        pytest.param({" order_id": "10023"}, id="padded-key"),
+        pytest.param({"a": 1, "a\u00a0": 2}, id="keys-equal-once-stripped"),
+    ],
+)
+def test_custom_data_keys_are_sent_as_given_by_both_paths(custom_data: dict[str, Any]) -> None:
+    # The models once stripped these keys, merging "a" and "a\u00a0" and dropping a value.
+    fields = {"event_id": "lead_8", "occurred_at": ago(3), "custom_data": custom_data}
+    assert assert_plain_matches_full("lead", fields, None)
+    body = json.loads(full("lead", fields, None)[1])
+    assert body["custom_data"] == custom_data
 
 
 # -- the caller's dicts ----------------------------------------------------------------------

@@ -106,8 +106,7 @@ _NO_USER_DATA: dict[str, Any] = {}  # user_data holds only the keys given
 # finite float values. The lengths keep it within is_flat's 16 KiB bound without measuring
 # it: 2 + 16 x (6 x 40 + 6 x 120 + 6) bytes = 15,458 at most (an int of 64 bits, 27).
 _FLAT_CUSTOM_DATA = cs.dict_schema(
-    # No whitespace to strip at either end: the full path strips custom_data's keys.
-    keys_schema=cs.str_schema(max_length=40, pattern=r"^(?s:\S(?:.*\S)?)?$", strict=True),
+    keys_schema=cs.str_schema(max_length=40, strict=True),
     values_schema=cs.nullable_schema(
         cs.union_schema(
             [

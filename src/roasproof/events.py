@@ -25,11 +25,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -236,7 +237,9 @@ class Event(ValidatedModel):
     url: str | None = None
     action_source: ActionSource = ActionSource.WEBSITE
     site_key: str | None = None
-    custom_data: dict[str, Any] | None = None
+    # Keys as given: stripping them, as the model does for its own strings, would merge
+    # "a" and "a " and silently drop one value.
+    custom_data: dict[Annotated[str, StringConstraints(strip_whitespace=False)], Any] | None = None
     user_data: UserData = _NO_USER_DATA
 
     @field_validator("user_data", mode="before")
