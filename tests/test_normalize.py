@@ -313,7 +313,12 @@ def test_phone_cache_is_bounded() -> None:
         ("+861012345678", "861012345678"),  # CN: Beijing, no carrier code
         ("+390612345678", None),  # IT: leading zero kept by parse
         ("+39312345678", "39312345678"),  # IT mobile, no leading zero
-        ("+1 650 555 1212", None),  # not E.164: spaces
+        ("+1 650 555 1212", "16505551212"),  # grouped as people write it
+        ("+1 (650) 555-1212", "16505551212"),
+        ("+49 30 901820", "4930901820"),
+        ("+49 (0)30 901820", None),  # a national prefix in parentheses: parse strips it
+        ("+ 49 30 901820", None),  # a space after "+": parse decides
+        ("+1  650", None),  # too short, grouped or not
         ("+49030901820", None),  # DE: a national prefix after the country code
         ("+11234567890", None),  # US: starts with the national prefix "1"
         ("+4930", None),  # impossible: parse says why
@@ -434,7 +439,47 @@ def _fast_e164_reference(text: str) -> str | None:
 def test_the_e164_fast_path_answers_as_it_did_with_phonenumbers_asked_per_number(
     text: str,
 ) -> None:
+    if re.fullmatch(r"\+[0-9]+(?:[ ().\-]{1,3}[0-9]+)+", text):  # grouped: its digits
+        text = "+" + re.sub(r"[ ().\-]", "", text[1:])
     assert norm._fast_e164(text) == _fast_e164_reference(text)
+
+
+_groupings = st.lists(st.sampled_from(["", "", "", " ", "-", ".", " (", ") ", "  "]), max_size=20)
+
+
+@settings(derandomize=True)
+@given(st.data())
+def test_grouped_numbers_take_the_fast_path_only_where_parse_reads_the_same_digits(
+    data: st.DataObject,
+) -> None:
+    region = data.draw(st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)))
+    kind = data.draw(st.integers(0, 11))
+    example = phonenumbers.example_number_for_type(region, kind)
+    if example is None:
+        return
+    digits = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
+    cut = data.draw(_groupings)
+    text = "+" + "".join(digit + (cut[i] if i < len(cut) else "") for i, digit in enumerate(digits))
+    fast = norm._fast_e164(text)
+    if fast is not None:
+        assert fast == digits
+        assert norm._full_parse(text, None) == (fast, None)
+        assert norm._full_parse(text, region) == (fast, None)
+
+
+def test_numbers_written_for_people_mostly_take_the_fast_path() -> None:
+    answered = total = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number_for_type(region, 1)  # mobile
+        if example is None:
+            continue
+        written = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        total += 1
+        fast = norm._fast_e164(written)
+        if fast is not None:
+            answered += 1
+            assert norm._full_parse(written, None) == (fast, None), written
+    assert answered > 0.8 * total
 
 
 def _normalize_email_reference(value: str) -> str | None:

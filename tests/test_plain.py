@@ -591,6 +591,19 @@ def _resolved(fields: dict[str, Any]) -> dict[str, Any]:
             {"event_id": "signup_5", "occurred_at": datetime.now(UTC).isoformat()},
             id="signup-iso-occurred-at",
         ),
+        pytest.param(
+            "purchase",
+            {
+                **BENCH_PURCHASE,
+                "user_data": {**BENCH_PURCHASE["user_data"], "phone": "+49 30 901820"},
+            },
+            id="bench-purchase-as-written-phone-with-spaces",
+        ),
+        pytest.param(
+            "lead",
+            {"event_id": "lead_7", "user_data": {"phone": "+1 (650) 555-1212"}},
+            id="us-phone-as-people-write-it",
+        ),
     ],
 )
 def test_the_usual_events_take_the_fast_path(event: str, fields: dict[str, Any]) -> None:
@@ -657,13 +670,7 @@ def test_inside_a_request_the_context_fills_the_fast_paths_gaps() -> None:
         pytest.param("purchase", {"value": "249.00", "currency": "eur"}, None, id="lowercase-eur"),
         pytest.param("lead", {"user_data": {"phone": "030 901820"}}, "DE", id="national-phone"),
         pytest.param(
-            "purchase",
-            {
-                **BENCH_PURCHASE,
-                "user_data": {**BENCH_PURCHASE["user_data"], "phone": "+49 30 901820"},
-            },
-            None,
-            id="bench-purchase-as-written-phone-with-spaces",
+            "lead", {"user_data": {"phone": "+49 (0)30 901820"}}, None, id="national-prefix-in-()"
         ),
         pytest.param(
             "purchase",

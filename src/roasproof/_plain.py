@@ -11,8 +11,8 @@ every identifier, against 23-25 µs through :func:`~roasproof.events.make_event`
 
 It only ever *declines*: anything outside the shape (a custom event name, an
 :class:`~roasproof.Event` object, whitespace to strip from a checked field, a
-lowercase currency, a pre-hashed identifier, a phone number not written in
-E.164, nested custom_data, an old or future ``occurred_at``, any invalid value)
+lowercase currency, a pre-hashed identifier, a phone number without its country
+code, nested custom_data, an old or future ``occurred_at``, any invalid value)
 returns ``None`` and takes the full path, which accepts everything this
 accepts, words every error and logs every warning. The invariant, tested with
 hypothesis against the full path: when :func:`plain_body` answers, its event id
@@ -51,7 +51,7 @@ _EVENT_ID = r"^[!-~]{1,128}$"  # printable ASCII without spaces: event_id_proble
 _CURRENCY = r"^[A-Z]{3}$"  # then looked up in CURRENCIES, as the full path does
 _URL = r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,4})?(?:[/?#][!-~]*)?$"  # inside PLAIN_URL
 _EMAIL = r"^[!-?A-~]+@(?:[!-\-/-?A-~]+\.)+[!-\-/-?A-~]+$"  # events._PLAIN_EMAIL
-_E164 = r"^\+[1-9][0-9]{2,19}$"  # then _fast_e164, as hash_phone does
+_PHONE = r"^\+[0-9]+(?:[ ().\-]{1,3}[0-9]+)*$"  # then _fast_e164 (E.164, maybe grouped)
 _FB_COOKIE = r"^fb\.[0-9]\.[0-9]{13}\.[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*$"  # valid_fbc/fbp
 
 
@@ -83,7 +83,7 @@ _USER_DATA = cs.typed_dict_schema(
         name: cs.typed_dict_field(schema, required=False)
         for name, schema in {
             "email": _text(_EMAIL, to_lower=True),
-            "phone": _text(_E164),
+            "phone": _text(_PHONE, 60),
             "external_id": _text(),
             "visitor_id": _text(),
             "client_ip_address": _text(),
@@ -162,7 +162,7 @@ def plain_body(event: object, fields: dict[str, Any]) -> tuple[str, str, bytes] 
     """``(event_id, event, body)`` of a usual event, or None: then ask the full path.
 
     ``fields`` are ``track()``'s keyword arguments (not modified). The default
-    phone region is not needed: only numbers written in E.164 take this path.
+    phone region is not needed: only numbers with their country code take this path.
     """
     if type(event) is not str or event not in STANDARD_EVENTS:
         return None
@@ -223,8 +223,8 @@ def _hashes(user: dict[str, Any]) -> dict[str, str] | None:
 
     The schema let through only the shapes whose normalization is known: an ASCII
     address, lowercased by the schema (its ``@`` means it is no pre-hashed value), and
-    an E.164 number. A 64-character external id of hex digits would be a pre-hash,
-    which has rules of its own.
+    an E.164 number, maybe grouped ("+49 30 901820"). A 64-character external id of hex
+    digits would be a pre-hash, which has rules of its own.
     """
     out: dict[str, str] = {}
     email, phone, external_id = user.get("email"), user.get("phone"), user.get("external_id")
