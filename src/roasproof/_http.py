@@ -33,10 +33,12 @@ from roasproof.errors import (
 
 __all__ = [
     "EVENTS_PATH",
+    "KEEPALIVE_EXPIRY",
     "MAX_RETRY_AFTER",
     "USER_AGENT",
     "DeliveryResult",
     "Destination",
+    "Outcome",
     "classify_exception",
     "classify_response",
     "events_url",
@@ -49,6 +51,8 @@ USER_AGENT = f"roasproof-python/{__version__}"
 #: A Retry-After further away than this is treated as this: an hour-long pause is
 #: already drastic, and a broken header must not stop delivery for days.
 MAX_RETRY_AFTER = 3600.0
+#: Idle keep-alive connections are dropped before typical server/LB idle timeouts (60 s).
+KEEPALIVE_EXPIRY = 30.0
 #: How much of a server's message is kept in an error: enough to read, never a page.
 _MAX_REASON = 300
 
@@ -72,6 +76,10 @@ class DeliveryResult:
     event_id: str
     status_code: int
     destinations: tuple[Destination, ...] = ()
+
+
+#: What one POST comes to: the 202's result, or the typed error of any other answer.
+Outcome = DeliveryResult | DeliveryError
 
 
 def events_url(endpoint: str) -> str:

@@ -372,13 +372,16 @@ def test_events_tracked_while_the_journal_is_moved_follow_within_the_linger(
     # must still reach the outbox one linger later, not one lease_renew later.
     tuning = dataclasses.replace(FAST, lease_renew=30.0, lease_ttl=60.0)
     engine = make_engine(tuning=tuning)
-    engine.enqueue("warm", "lead", body_for("warm"))
-    with connect(engine.store.path) as conn:
+    engine.store.count()  # creates the outbox
+    with connect(engine.store.path) as conn:  # another worker is the elected sender
         conn.execute(
             "INSERT OR REPLACE INTO sender_lease VALUES ('sender', 'other-worker', 1, 'h', ?)",
             (time.time() + 3600,),
         )
-    time.sleep(0.1)  # the sender notices it is not elected and sleeps
+    engine.enqueue("warm", "lead", body_for("warm"))  # starts this worker's sender
+    time.sleep(0.1)  # it finds the lease taken and sleeps
+    assert engine.sender is not None
+    assert not engine.sender.leader
     assert engine.journal is not None
     deadline = time.monotonic() + 0.5
     n = 0
@@ -390,3 +393,4 @@ def test_events_tracked_while_the_journal_is_moved_follow_within_the_linger(
         time.sleep(0.01)
     assert engine.journal.pending == 0
     assert engine.store.count() == n + 1
+    assert sink.accepted == {}

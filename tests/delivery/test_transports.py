@@ -12,11 +12,10 @@ from roasproof._delivery import Engine
 from roasproof._delivery._transports import (
     HTTPX_MAX_THREADS,
     HttpxTransport,
-    Outcome,
     Transport,
     choose_transport,
 )
-from roasproof._http import DeliveryResult, events_url
+from roasproof._http import DeliveryResult, Outcome, events_url
 from roasproof.errors import EventRejected, TransientError
 
 from .sink import DROP, Reply, Sink

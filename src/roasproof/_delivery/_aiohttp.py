@@ -17,8 +17,13 @@ import os
 
 import aiohttp
 
-from roasproof._delivery._transports import KEEPALIVE_EXPIRY, Outcome
-from roasproof._http import classify_exception, classify_response, request_headers
+from roasproof._http import (
+    KEEPALIVE_EXPIRY,
+    Outcome,
+    classify_exception,
+    classify_response,
+    request_headers,
+)
 
 __all__ = ["AiohttpTransport"]
 

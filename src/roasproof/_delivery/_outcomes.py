@@ -32,8 +32,7 @@ from typing import TypeVar
 
 from roasproof._delivery._retry import Concurrency, Tuning, pause_delay, retry_delay
 from roasproof._delivery._store import DeadLetter, Pause, Results, Row, Store
-from roasproof._delivery._transports import Outcome
-from roasproof._http import DeliveryResult
+from roasproof._http import DeliveryResult, Outcome
 from roasproof.errors import AuthenticationFailed, DeliveryError, EventRejected, QuotaExceeded
 
 __all__ = ["COUNTERS", "Counters", "Hooks", "Judge", "call_hook", "expired_error"]

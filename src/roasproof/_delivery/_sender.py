@@ -37,8 +37,8 @@ from roasproof._delivery._election import new_owner
 from roasproof._delivery._outcomes import Counters, Hooks, Judge, call_hook, expired_error
 from roasproof._delivery._retry import Concurrency, Tuning
 from roasproof._delivery._store import Results, Row, Store
-from roasproof._delivery._transports import Outcome, Transport, TransportFactory
-from roasproof._http import classify_exception
+from roasproof._delivery._transports import Transport, TransportFactory
+from roasproof._http import Outcome, classify_exception
 
 __all__ = ["Sender"]
 

@@ -29,28 +29,24 @@ from typing import Protocol
 import httpx
 
 from roasproof._http import (
-    DeliveryResult,
+    KEEPALIVE_EXPIRY,
+    Outcome,
     classify_exception,
     classify_response,
     events_url,
     request_headers,
 )
-from roasproof.errors import DeliveryError
 
 __all__ = [
     "HTTPX_MAX_THREADS",
     "HttpxTransport",
-    "Outcome",
     "Transport",
     "TransportFactory",
     "choose_transport",
 ]
 
-Outcome = DeliveryResult | DeliveryError
 #: More threads than this cost more in GIL contention than they gain in overlap.
 HTTPX_MAX_THREADS = 16
-#: Idle keep-alive connections are dropped before typical server/LB idle timeouts (60 s).
-KEEPALIVE_EXPIRY = 30.0
 
 
 class Transport(Protocol):
