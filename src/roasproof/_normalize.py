@@ -201,13 +201,13 @@ def _phone_digits(value: str, region: str | None) -> tuple[str | None, str | Non
 
 @lru_cache(maxsize=4096)
 def _parse_phone(value: str, region: str | None) -> tuple[str | None, str | None]:
-    """Return ``(E.164 digits without '+', None)`` or ``(None, problem text)``."""
+    """Return ``(E.164 digits without '+', None)`` or ``(None, problem text)``.
+
+    Callers go through :func:`_phone_digits`, which tries the E.164 fast path first.
+    """
     text = value.strip()
     if not text:
         return None, _PHONE_EMPTY
-    digits = _fast_e164(text)
-    if digits is not None:
-        return digits, None
     return _full_parse(text, region)
 
 
@@ -363,9 +363,7 @@ def hash_phone(value: str, region: str | None) -> str | None:
         prehashed = _prehashed(trimmed, reject_md5=True)
         if prehashed is not None:
             return prehashed
-    digits = _fast_e164(trimmed)
-    if digits is None:
-        digits = _parse_phone(value, region)[0]
+    digits = _phone_digits(trimmed, region)[0]
     return None if digits is None else _sha256(digits.encode()).hexdigest()
 
 

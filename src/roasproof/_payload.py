@@ -41,7 +41,14 @@ from roasproof._normalize import (
 from roasproof.context import RequestContext
 from roasproof.events import ActionSource, Event
 
-__all__ = ["assemble_body", "build_payload", "encode_body", "encode_payload", "format_time"]
+__all__ = [
+    "assemble_body",
+    "build_payload",
+    "encode_body",
+    "encode_payload",
+    "format_time",
+    "serialize_flat_body",
+]
 
 _log = logging.getLogger("roasproof")
 
@@ -353,8 +360,8 @@ def _dumps(payload: Mapping[str, Any], marker: str) -> tuple[str, list[str]]:
 # for the json module's C encoder on the usual 800-byte purchase. It would write the
 # Decimal as a string, so the value is given as this marker and the marker replaced.
 # (Its random part keeps a user string from holding it by chance; as for _MARKER.)
-VALUE_MARKER = f"\x00roasproof-value-{os.urandom(8).hex()}"
-VALUE_WRITTEN = to_json(VALUE_MARKER)
+_VALUE_MARKER = f"\x00roasproof-value-{os.urandom(8).hex()}"
+_VALUE_WRITTEN = to_json(_VALUE_MARKER)
 
 
 def encode_body(body: dict[str, Any]) -> bytes:
@@ -367,15 +374,24 @@ def encode_body(body: dict[str, Any]) -> bytes:
     custom = body.get("custom_data")
     if custom is not None and not (type(custom) is dict and is_flat(custom)):
         return encode_payload(body)  # nested: may hold Decimals at any depth
+    return serialize_flat_body(body)
+
+
+def serialize_flat_body(body: dict[str, Any]) -> bytes:
+    """:func:`encode_body` for a body whose custom_data, if any, is known to be flat."""
     value = body.get("value")
     if value is not None and type(value) is not Decimal:
         return encode_payload(body)
     try:
         if value is None:
             return to_json(body)
-        text = to_json({**body, "value": VALUE_MARKER})
+        body["value"] = _VALUE_MARKER  # in place, put back below: no copy of the body
+        try:
+            text = to_json(body)
+        finally:
+            body["value"] = value
     except PydanticSerializationError:  # e.g. a lone surrogate: the json module's error
         return encode_payload(body)
     # The first marker is the value's: only the event name and id come before it, and
     # validated ones cannot hold the NUL the marker starts with.
-    return text.replace(VALUE_WRITTEN, format(value, "f").encode(), 1)
+    return text.replace(_VALUE_WRITTEN, format(value, "f").encode(), 1)

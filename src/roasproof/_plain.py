@@ -21,18 +21,16 @@ and bytes are exactly those of the full path.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from datetime import datetime
 from typing import Any
 
-from pydantic_core import PydanticCustomError, SchemaValidator, ValidationError, to_json
+from pydantic_core import PydanticCustomError, SchemaValidator, ValidationError
 from pydantic_core import core_schema as cs
 
 from roasproof._currencies import CURRENCIES
 from roasproof._event_checks import check_value, normalize_ip, parse_time
-from roasproof._normalize import _fast_e164
-from roasproof._payload import VALUE_MARKER, VALUE_WRITTEN, assemble_body
+from roasproof._normalize import _fast_e164, sha256_hex
+from roasproof._payload import assemble_body, serialize_flat_body
 from roasproof.context import current_context
 from roasproof.events import (
     _FUTURE_SLACK,
@@ -74,10 +72,6 @@ def _optional(schema: cs.CoreSchema) -> cs.CoreSchema:
     return cs.with_default_schema(schema, default=None)
 
 
-def _anything() -> cs.CoreSchema:
-    return cs.with_default_schema(cs.any_schema(), default=None)
-
-
 _USER_DATA = cs.typed_dict_schema(
     {
         name: cs.typed_dict_field(schema, required=False)
@@ -100,7 +94,6 @@ _USER_DATA = cs.typed_dict_schema(
     extra_behavior="forbid",
     strict=True,
 )
-_NO_USER_DATA: dict[str, Any] = {}  # user_data holds only the keys given
 
 # Flat custom_data, as custom_data.is_flat defines it: str keys; str, int, bool, None or
 # finite float values. The lengths keep it within is_flat's 16 KiB bound without measuring
@@ -134,19 +127,17 @@ _FIELDS = SchemaValidator(
                     cs.str_schema(pattern=_EVENT_ID, strict=True),
                     default_factory=_new_event_id,
                 ),
-                "value": _anything(),
+                "value": _optional(cs.any_schema()),
                 "currency": _optional(_text(_CURRENCY)),
-                "occurred_at": _anything(),
+                "occurred_at": _optional(cs.any_schema()),
                 "url": _optional(_text(_URL)),
                 # Left out: website. None is refused by the full path: decline it.
                 "action_source": cs.with_default_schema(
                     cs.any_schema(), default=ActionSource.WEBSITE
                 ),
                 "site_key": _optional(_text()),
-                "custom_data": cs.with_default_schema(
-                    cs.nullable_schema(_FLAT_CUSTOM_DATA), default=None
-                ),
-                "user_data": cs.with_default_schema(cs.nullable_schema(_USER_DATA), default=None),
+                "custom_data": _optional(cs.nullable_schema(_FLAT_CUSTOM_DATA)),
+                "user_data": _optional(cs.nullable_schema(_USER_DATA)),
             }.items()
         },
         extra_behavior="forbid",
@@ -154,8 +145,6 @@ _FIELDS = SchemaValidator(
     )
 )
 _SOURCES: dict[object, ActionSource] = {source.value: source for source in ActionSource}
-_HEX = re.compile(r"[0-9a-fA-F]+")
-_sha256 = hashlib.sha256
 
 
 def plain_body(event: object, fields: dict[str, Any]) -> tuple[str, str, bytes] | None:
@@ -170,22 +159,13 @@ def plain_body(event: object, fields: dict[str, Any]) -> tuple[str, str, bytes] 
         given: dict[str, Any] = _FIELDS.validate_python(fields)
     except ValidationError:
         return None
-    user = given["user_data"]
-    user_data = {} if user is None else _hashes(user)
-    if user_data is None or not _settle_event(given):
+    user = given["user_data"] or {}  # only the keys given
+    hashes = _hashes(user)
+    if hashes is None or not _settle_event(given):
         return None
     given["event"] = event
-    amount = given["value"]
-    if amount is not None:
-        given["value"] = VALUE_MARKER
-    user = user or _NO_USER_DATA
-    context = current_context()
-    body = to_json(assemble_body(given, user, context, None, checked_hashes=user_data))
-    if amount is None:
-        return given["event_id"], event, body
-    # The first marker is the value's: only the event name and id come before it, and
-    # neither can hold the NUL the marker starts with.
-    return given["event_id"], event, body.replace(VALUE_WRITTEN, format(amount, "f").encode(), 1)
+    body = assemble_body(given, user, current_context(), None, checked_hashes=hashes)
+    return given["event_id"], event, serialize_flat_body(body)
 
 
 def _settle_event(given: dict[str, Any]) -> bool:
@@ -223,26 +203,26 @@ def _hashes(user: dict[str, Any]) -> dict[str, str] | None:
 
     The schema let through only the shapes whose normalization is known: an ASCII
     address, lowercased by the schema (its ``@`` means it is no pre-hashed value), and
-    an E.164 number, maybe grouped ("+49 30 901820"). A 64-character external id of hex
-    digits would be a pre-hash, which has rules of its own.
+    an E.164 number, maybe grouped ("+49 30 901820"). A 64-character external id could
+    be a pre-hash, which has rules of its own.
     """
     out: dict[str, str] = {}
     email, phone, external_id = user.get("email"), user.get("phone"), user.get("external_id")
     if email is not None:
-        out["email"] = _sha256(email.encode()).hexdigest()
+        out["email"] = sha256_hex(email)
     if phone is not None:
         digits = _fast_e164(phone)
         if digits is None:
             return None
-        out["phone"] = _sha256(digits.encode()).hexdigest()
+        out["phone"] = sha256_hex(digits)
     if external_id:
         # As hash_external_id does: Python's str.strip (which strips more characters
-        # than the schema's), then 64 hex characters would be a pre-hash.
+        # than the schema's); 64 characters could be a pre-hash: the full path decides.
         trimmed = external_id.strip()
-        if len(trimmed) == 64 and _HEX.fullmatch(trimmed):
+        if len(trimmed) == 64:
             return None
         if trimmed:
-            out["external_id"] = _sha256(trimmed.encode()).hexdigest()
+            out["external_id"] = sha256_hex(trimmed)
     address = user.get("client_ip_address")
     if address:
         address = user["client_ip_address"] = normalize_ip(address)

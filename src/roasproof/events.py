@@ -38,12 +38,11 @@ from pydantic import (
 )
 
 from roasproof._currencies import CURRENCIES
-from roasproof._custom_data import check_custom_data, is_flat
+from roasproof._custom_data import check_custom_data
 from roasproof._event_checks import (
     EVENT_NAME,
     IPV4,
     NAME_RULE,
-    PLAIN_AMOUNT,
     PLAIN_URL,
     ValidatedModel,
     check_ip,
@@ -267,8 +266,6 @@ class Event(ValidatedModel):
     @field_validator("value", mode="before")
     @classmethod
     def _check_value(cls, value: object) -> Decimal | None:
-        if type(value) is str and PLAIN_AMOUNT.fullmatch(value):  # check_value's fast path
-            return Decimal(value)
         return None if value is None else check_value(value)
 
     @field_validator("currency")
@@ -318,8 +315,6 @@ class Event(ValidatedModel):
     @field_validator("custom_data", mode="before")
     @classmethod
     def _check_custom_data(cls, value: object) -> dict[str, Any] | None:
-        if type(value) is dict and is_flat(value):
-            return value  # as check_custom_data would, uncopied: pydantic copies what it validates
         return None if value is None else check_custom_data(value)
 
     @model_validator(mode="after")
