@@ -189,9 +189,10 @@ def test_event_id_problem_agrees_with_the_regex_it_replaced(event_id: str) -> No
 @given(
     st.one_of(
         st.lists(st.integers(0, 300).map(str), min_size=3, max_size=5).map(".".join),
-        st.text(st.sampled_from(list("0123456789.:af ")), max_size=16),
+        st.text(st.sampled_from(list("0123456789.:af \u0661\uff11")), max_size=16),
     )
 )
+@example("\u0661.2.3.4")  # an Arabic-Indic one: a digit to \\d, not to ipaddress
 @example("01.2.3.4")
 @example("0.0.0.0")
 @example("255.255.255.255")
@@ -497,7 +498,7 @@ def test_client_ip_address_is_validated_and_normalized(address: str, expected: s
 
 
 @pytest.mark.parametrize(
-    "address", ["999.1.1.1", "203.0.113.7:443", "01.2.3.4", "localhost", "::g"]
+    "address", ["999.1.1.1", "203.0.113.7:443", "01.2.3.4", "localhost", "::g", "\u0661.2.3.4"]
 )
 def test_invalid_ip_addresses_are_rejected(address: str) -> None:
     error = invalid(user_data={"client_ip_address": address})
@@ -793,3 +794,15 @@ def test_the_plain_amount_fast_path_agrees_with_the_full_check(amount: str) -> N
         return check(text)
 
     assert fast(amount) == full(amount)
+
+
+@settings(derandomize=True)  # leave the seeds of the other tests as they were
+@given(
+    st.text(st.sampled_from(list("0123456789.")), min_size=1, max_size=36)
+    | st.from_regex(_event_checks.CANONICAL_AMOUNT, fullmatch=True)
+)
+def test_a_canonical_amount_is_written_as_its_decimal_is(amount: str) -> None:
+    # The plain path sends a canonical amount string as the JSON number without a Decimal:
+    # the full path writes format(check_value(amount), "f").
+    if _event_checks.CANONICAL_AMOUNT.fullmatch(amount):
+        assert format(_event_checks.check_value(amount), "f") == amount

@@ -20,7 +20,15 @@ from hypothesis import strategies as st
 from roasproof import _payload
 from roasproof._event_checks import USER_DATA_FIELDS
 from roasproof._normalize import EMPTY_SHA256
-from roasproof._payload import build_payload, encode_body, encode_payload, format_time
+from roasproof._payload import (
+    build_payload,
+    encode_body,
+    encode_payload,
+    format_epoch_ms,
+    format_time,
+    now_text,
+    serialize_flat_body,
+)
 from roasproof.context import RequestContext
 from roasproof.errors import InvalidEvent
 from roasproof.events import Event, UserData, make_event
@@ -378,6 +386,61 @@ def test_format_time_writes_every_moment_as_isoformat_does_cached_or_not(
     odd = _Moment(2026, 7, 3, 9, 41, tzinfo=UTC)
     assert format_time(WHEN) == "2026-07-03T09:41:00Z"
     assert format_time(odd) == "1999-12-31T23:59:59Z"  # the same second, not the cached text
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@settings(derandomize=True)
+@given(
+    st.lists(
+        st.integers(min_value=0, max_value=253_402_300_799_999)  # to 9999-12-31T23:59:59.999
+        | st.integers(1_780_000_000_000, 1_780_000_003_000),  # runs of one second: cached
+        max_size=8,
+    )
+)
+def test_format_epoch_ms_writes_what_format_time_writes(moments: list[int]) -> None:
+    for millis in moments:  # in a row: the per-second cache is hit and missed
+        when = _EPOCH + timedelta(milliseconds=millis)
+        assert format_epoch_ms(millis) == format_time(when)
+
+
+def test_now_text_is_the_current_moment_to_the_millisecond() -> None:
+    before = datetime.now(UTC)
+    text = now_text()
+    after = datetime.now(UTC)
+    written = datetime.fromisoformat(text)
+    assert text.endswith("Z")
+    assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= written <= after
+
+
+def _flat_body(value: object) -> dict[str, Any]:
+    return {
+        "event": "purchase",
+        "event_id": "o1",
+        "value": value,
+        "currency": "EUR",
+        "custom_data": {"note": "paid \u00e9"},
+    }
+
+
+@pytest.mark.parametrize("amount", ["0", "249.00", "0.5", "100000000000000.123456789012345678"])
+def test_serialize_flat_body_writes_a_given_amount_as_the_decimal_would_be(amount: str) -> None:
+    expected = encode_payload(_flat_body(Decimal(amount)))
+    body = _flat_body(amount)
+    assert serialize_flat_body(body, amount) == expected
+    assert body == _flat_body(amount)  # put back as it was
+
+
+def test_serialize_flat_body_with_an_amount_falls_back_with_the_json_module_error() -> None:
+    body = _flat_body("249.00")
+    body["custom_data"] = {"note": "x\ud800"}
+    with pytest.raises(UnicodeEncodeError) as expected:
+        encode_payload({**body, "value": Decimal("249.00")})
+    with pytest.raises(UnicodeEncodeError) as got:
+        serialize_flat_body(body, "249.00")
+    assert str(got.value) == str(expected.value)
+    assert body["value"] == "249.00"
 
 
 def test_build_payload_is_deterministic_and_does_not_share_custom_data() -> None:

@@ -664,6 +664,48 @@ def test_inside_a_request_the_context_fills_the_fast_paths_gaps() -> None:
 
 
 @pytest.mark.parametrize(
+    ("dropped", "warning"),
+    [
+        (
+            {"fbp": "fb.1.x"},
+            "user_data.fbp from the request context dropped: not in Meta's "
+            "fb.<version>.<creation ms>.<value> shape",
+        ),
+        (
+            {"client_ip_address": "203.0.113.999"},
+            "user_data.client_ip_address from the request context dropped: not an IP address",
+        ),
+        (
+            {"url": "ftp://shop.example/"},
+            "url from the request context dropped: it is not an absolute http or https URL",
+        ),
+    ],
+)
+def test_a_context_value_the_full_path_drops_sends_each_event_of_the_request_there(
+    dropped: dict[str, str], warning: str
+) -> None:
+    # The plain path checks a request's context once and remembers the answer; a context
+    # value the full path drops (with a warning) makes it decline every event of that
+    # request, so that each one is warned about, and a later request is checked anew.
+    usual = {"visitor_id": "v_1", "client_ip_address": "198.51.100.7", "fbp": FBP}
+    good, bad = RequestContext(**usual), RequestContext(**{**usual, **dropped})
+    fields = {"value": "249.00", "currency": "EUR", "user_data": {"email": "jane@example.com"}}
+
+    with bind_context(good):
+        assert plain("purchase", {"event_id": "purchase_1", **fields}, None) is not None
+    with bind_context(bad):
+        for number in (2, 3):
+            assert plain("purchase", {"event_id": f"purchase_{number}", **fields}, None) is None
+            with logged() as messages:
+                full("purchase", {"event_id": f"purchase_{number}", **fields}, None)
+            assert messages == [warning]
+    with bind_context(good):
+        answer = plain("purchase", {"event_id": "purchase_4", **fields}, None)
+    assert answer is not None
+    assert json.loads(answer[1])["user_data"]["fbp"] == FBP
+
+
+@pytest.mark.parametrize(
     ("event", "fields", "region"),
     [
         pytest.param("newsletter_signup", {}, None, id="custom-event-name"),

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -42,11 +43,13 @@ from roasproof.context import RequestContext
 from roasproof.events import ActionSource, Event
 
 __all__ = [
-    "assemble_body",
     "build_payload",
+    "context_value",
     "encode_body",
     "encode_payload",
+    "format_epoch_ms",
     "format_time",
+    "now_text",
     "serialize_flat_body",
 ]
 
@@ -58,9 +61,6 @@ _CONTEXT_KEYS = tuple(f.name for f in fields(RequestContext) if f.name != "url")
 _FB_SHAPE = "not in Meta's fb.<version>.<creation ms>.<value> shape"
 _FB_CHECKS: dict[str, Callable[[str], bool]] = {"fbc": valid_fbc, "fbp": valid_fbp}
 _CONTEXT_CHECKS = tuple((key, _FB_CHECKS.get(key)) for key in _CONTEXT_KEYS)
-_UNCHECKED: tuple[tuple[str, Callable[[str], bool] | None], ...] = tuple(
-    (key, None) for key in _CONTEXT_KEYS
-)
 _SOURCE_TEXT = {source: source.value for source in ActionSource}
 
 
@@ -74,23 +74,7 @@ def build_payload(
     numbers written without a country code. Empty fields are omitted.
     """
     given = event.__dict__  # the validated field values: no attribute lookups per field
-    return assemble_body(given, given["user_data"].__dict__, context, default_phone_region)
-
-
-def assemble_body(
-    given: Mapping[str, Any],
-    user: Mapping[str, Any],
-    context: RequestContext | None,
-    region: str | None,
-    *,
-    checked_hashes: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The body from the validated field values of an :class:`Event` and its user_data.
-
-    Shared by :func:`build_payload` and the plain-event path (:mod:`roasproof._plain`),
-    which validates the usual event without building the models, checks its
-    identifiers and hashes them itself: it passes those hashes as ``checked_hashes``.
-    """
+    user = given["user_data"].__dict__
     body: dict[str, Any] = {"event": given["event"], "event_id": given["event_id"]}
     if given["value"] is not None:
         body["value"] = given["value"]
@@ -103,12 +87,8 @@ def assemble_body(
     body["action_source"] = _SOURCE_TEXT[source] if type(source) is ActionSource else source.value
     if given["site_key"]:
         body["site_key"] = given["site_key"]
-    if checked_hashes is None:
-        user_data = _hashes(user, region)
-        _add_identifiers(user_data, user, context, _CONTEXT_CHECKS)
-    else:
-        user_data = checked_hashes
-        _add_identifiers(user_data, user, context, _UNCHECKED)
+    user_data = _hashes(user, default_phone_region)
+    _add_identifiers(user_data, user, context)
     if user_data:
         body["user_data"] = user_data
     if given["custom_data"]:
@@ -134,6 +114,24 @@ def format_time(when: datetime) -> str:
     return text + _MILLISECONDS[when.microsecond // 1000]
 
 
+def now_text() -> str:
+    """``format_time(datetime.now(UTC))``, read off the clock without making a datetime."""
+    return format_epoch_ms(time.time_ns() // 1_000_000)
+
+
+def format_epoch_ms(millis: int) -> str:
+    """:func:`format_time` of the moment ``millis`` milliseconds after the Unix epoch."""
+    global _last_epoch_second
+    whole, part = divmod(millis, 1000)
+    second, text = _last_epoch_second
+    if whole != second:
+        text = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
+        _last_epoch_second = whole, text
+    return text + _MILLISECONDS[part]
+
+
+#: The (epoch second, its text) format_epoch_ms wrote last; replaced whole.
+_last_epoch_second: tuple[int | None, str] = (None, "")
 #: The (date and time to the second, its text) format_time wrote last; replaced whole.
 _last_second: tuple[tuple[int, ...], str] = ((), "")
 #: How each millisecond ends the text: nothing under 1 ms, else ".001Z" to ".999Z".
@@ -151,18 +149,15 @@ def _context_url(url: str | None) -> str | None:
 
 
 def _add_identifiers(
-    out: dict[str, str],
-    given: Mapping[str, Any],
-    context: RequestContext | None,
-    checks: tuple[tuple[str, Callable[[str], bool] | None], ...],
+    out: dict[str, str], given: Mapping[str, Any], context: RequestContext | None
 ) -> None:
     """Add the unhashed user_data keys to ``out``: the given value, else the context's.
 
     A given fbc/fbp in the wrong shape is dropped with a warning (the context's
-    value, if any, is used instead), unless ``checks`` says it was checked already.
+    value, if any, is used instead).
     """
-    for key, check in checks:
-        value = given.get(key)  # the plain path's user_data holds only the keys given
+    for key, check in _CONTEXT_CHECKS:
+        value = given[key]
         if value and (check is None or check(value) or _fb_dropped(key, "")):
             out[key] = value
         elif context is not None:
@@ -171,28 +166,35 @@ def _add_identifiers(
                 out[key] = value
 
 
-def _fb_ok(key: str, value: str, source: str) -> bool:
-    return _FB_CHECKS[key](value) or _fb_dropped(key, source)
-
-
 def _fb_dropped(key: str, source: str) -> bool:
     """Warn that an fbc/fbp value is dropped; always False."""
     _log.warning("user_data.%s%s dropped: %s", key, source, _FB_SHAPE)
     return False
 
 
+def context_value(key: str, value: str) -> str | None:
+    """The request context's non-empty ``value`` for user_data's ``key`` as sent, or None.
+
+    None: the server or Meta would refuse it (an fbc/fbp in the wrong shape, an IP
+    address that is none); the body leaves it out.
+    """
+    check = _FB_CHECKS.get(key)
+    if check is not None:
+        return value if check(value) else None
+    return normalize_ip(value) if key == "client_ip_address" else value
+
+
 def _from_context(key: str, value: str | None) -> str | None:
     """A context value the server and Meta will take for ``key``, else None (warned)."""
     if not value:
         return None
-    if key in _FB_CHECKS:
-        return value if _fb_ok(key, value, " from the request context") else None
-    if key == "client_ip_address":
-        address = normalize_ip(value)
-        if address is None:
+    kept = context_value(key, value)
+    if kept is None:
+        if key == "client_ip_address":
             _log.warning("user_data.%s from the request context dropped: not an IP address", key)
-        return address
-    return value
+        else:
+            _fb_dropped(key, " from the request context")
+    return kept
 
 
 def _hashes(given: Mapping[str, Any], region: str | None) -> dict[str, str]:
@@ -377,21 +379,30 @@ def encode_body(body: dict[str, Any]) -> bytes:
     return serialize_flat_body(body)
 
 
-def serialize_flat_body(body: dict[str, Any]) -> bytes:
-    """:func:`encode_body` for a body whose custom_data, if any, is known to be flat."""
+def serialize_flat_body(body: dict[str, Any], amount: str | None = None) -> bytes:
+    """:func:`encode_body` for a body whose custom_data, if any, is known to be flat.
+
+    ``amount`` is the value as JSON writes it, when the caller has it (a canonical
+    amount string, see ``_event_checks.CANONICAL_AMOUNT``); ``body["value"]`` is
+    then that string, and no Decimal is made.
+    """
     value = body.get("value")
-    if value is not None and type(value) is not Decimal:
-        return encode_payload(body)
-    try:
-        if value is None:
-            return to_json(body)
-        body["value"] = _VALUE_MARKER  # in place, put back below: no copy of the body
+    if value is None:
         try:
-            text = to_json(body)
-        finally:
-            body["value"] = value
+            return to_json(body)
+        except PydanticSerializationError:  # e.g. a lone surrogate: the json module's error
+            return encode_payload(body)
+    if amount is None:
+        if type(value) is not Decimal:
+            return encode_payload(body)
+        amount = format(value, "f")
+    body["value"] = _VALUE_MARKER  # in place, put back below: no copy of the body
+    try:
+        text = to_json(body)
     except PydanticSerializationError:  # e.g. a lone surrogate: the json module's error
-        return encode_payload(body)
+        return encode_payload({**body, "value": Decimal(amount)})
+    finally:
+        body["value"] = value
     # The first marker is the value's: only the event name and id come before it, and
     # validated ones cannot hold the NUL the marker starts with.
-    return text.replace(_VALUE_WRITTEN, format(value, "f").encode(), 1)
+    return text.replace(_VALUE_WRITTEN, amount.encode(), 1)

@@ -4,15 +4,18 @@ Most conversions arrive in one shape: a standard event name, an order id, an
 amount, a currency code, the page address and plain identifiers. For that
 shape, :func:`plain_body` checks every field in one call of a compiled
 pydantic-core schema (no Python callback per field), hashes the identifiers
-whose normalization the schema settled, assembles the body with the payload
-module's own code and serializes it with pydantic-core: 14 µs for a purchase with
-every identifier, against 23-25 µs through :func:`~roasproof.events.make_event` +
-:func:`~roasproof._payload.build_payload` (docs/benchmarks.md).
+whose normalization the schema settled, in place in the validated dict (the
+schema lists user_data's keys in the body's order), adds what the request
+context adds (checked once per request) and serializes the body with
+pydantic-core: about 0.4x the cost of :func:`~roasproof.events.make_event` +
+:func:`~roasproof._payload.build_payload` for a purchase with every identifier
+(docs/benchmarks.md).
 
 It only ever *declines*: anything outside the shape (a custom event name, an
 :class:`~roasproof.Event` object, whitespace to strip from a checked field, a
 lowercase currency, a pre-hashed identifier, a phone number without its country
-code, nested custom_data, an old or future ``occurred_at``, any invalid value)
+code, nested custom_data, an old or future ``occurred_at``, a request context with
+a value the full path drops, any invalid value)
 returns ``None`` and takes the full path, which accepts everything this
 accepts, words every error and logs every warning. The invariant, tested with
 hypothesis against the full path: when :func:`plain_body` answers, its event id
@@ -21,17 +24,28 @@ and bytes are exactly those of the full path.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic_core import PydanticCustomError, SchemaValidator, ValidationError
 from pydantic_core import core_schema as cs
 
 from roasproof._currencies import CURRENCIES
-from roasproof._event_checks import check_value, normalize_ip, parse_time
+from roasproof._event_checks import (
+    CANONICAL_AMOUNT,
+    check_value,
+    normalize_ip,
+    parse_time,
+    url_problem,
+)
 from roasproof._normalize import _fast_e164, sha256_hex
-from roasproof._payload import assemble_body, serialize_flat_body
-from roasproof.context import current_context
+from roasproof._payload import (
+    _CONTEXT_KEYS,
+    context_value,
+    format_time,
+    now_text,
+    serialize_flat_body,
+)
+from roasproof.context import RequestContext, current_context
 from roasproof.events import (
     _FUTURE_SLACK,
     _STALE_AFTER,
@@ -72,25 +86,26 @@ def _optional(schema: cs.CoreSchema) -> cs.CoreSchema:
     return cs.with_default_schema(schema, default=None)
 
 
+#: user_data keys in the order the body lists them: the hashed ones, then the full path's
+_ORDER = ("email", "phone", "external_id", *_CONTEXT_KEYS)
+_USER_FIELDS: dict[str, cs.CoreSchema] = {
+    "email": _text(_EMAIL, to_lower=True),
+    "phone": _text(_PHONE, 60),
+    "external_id": _text(),
+    "visitor_id": _text(),
+    "client_ip_address": _text(),
+    "client_user_agent": _text(),
+    "fbc": _text(_FB_COOKIE, 500),
+    "fbp": _text(_FB_COOKIE, 500),
+    "fbclid": _text(),
+    "gclid": _text(),
+    "wbraid": _text(),
+    "gbraid": _text(),
+    "ttclid": _text(),
+}
+# The validated dict lists its keys in the schema's order: the body's.
 _USER_DATA = cs.typed_dict_schema(
-    {
-        name: cs.typed_dict_field(schema, required=False)
-        for name, schema in {
-            "email": _text(_EMAIL, to_lower=True),
-            "phone": _text(_PHONE, 60),
-            "external_id": _text(),
-            "visitor_id": _text(),
-            "client_ip_address": _text(),
-            "client_user_agent": _text(),
-            "fbc": _text(_FB_COOKIE, 500),
-            "fbp": _text(_FB_COOKIE, 500),
-            "fbclid": _text(),
-            "gclid": _text(),
-            "wbraid": _text(),
-            "gbraid": _text(),
-            "ttclid": _text(),
-        }.items()
-    },
+    {name: cs.typed_dict_field(_USER_FIELDS[name], required=False) for name in _ORDER},
     extra_behavior="forbid",
     strict=True,
 )
@@ -144,7 +159,7 @@ _FIELDS = SchemaValidator(
         strict=True,
     )
 )
-_SOURCES: dict[object, ActionSource] = {source.value: source for source in ActionSource}
+_SOURCE_TEXT: dict[object, str] = {source.value: source.value for source in ActionSource}
 
 
 def plain_body(event: object, fields: dict[str, Any]) -> tuple[str, str, bytes] | None:
@@ -159,73 +174,149 @@ def plain_body(event: object, fields: dict[str, Any]) -> tuple[str, str, bytes] 
         given: dict[str, Any] = _FIELDS.validate_python(fields)
     except ValidationError:
         return None
-    user = given["user_data"] or {}  # only the keys given
-    hashes = _hashes(user)
-    if hashes is None or not _settle_event(given):
-        return None
-    given["event"] = event
-    body = assemble_body(given, user, current_context(), None, checked_hashes=hashes)
-    return given["event_id"], event, serialize_flat_body(body)
-
-
-def _settle_event(given: dict[str, Any]) -> bool:
-    """Give the event's values the full path's types; False if they are not the usual ones."""
-    value, currency = given["value"], given["currency"]
-    if (value is None) is not (currency is None) or (currency and currency not in CURRENCIES):
-        return False
-    if value is not None:
-        try:
-            given["value"] = check_value(value)
-        except PydanticCustomError:
-            return False
+    money = _money(given["value"], given["currency"])
     source = given["action_source"]
     if type(source) is str or type(source) is ActionSource:
-        given["action_source"] = _SOURCES.get(source)
+        source = _SOURCE_TEXT.get(source)
     else:
-        return False
+        source = None
     when = given["occurred_at"]
-    given["occurred_at"] = _utc_now() if when is None else _recent(when)
-    return given["action_source"] is not None and given["occurred_at"] is not None
+    stamp = now_text() if when is None else _recent(when)
+    context = current_context()
+    added = _NOTHING_ADDED if context is None else _checked_context(context)
+    if money is None or source is None or stamp is None or added is None:
+        return None
+    user = _user_data(given["user_data"], added[1])
+    if user is None:
+        return None
+    event_id, (value, amount) = given["event_id"], money
+    body: dict[str, Any] = {"event": event, "event_id": event_id}
+    if value is not None:
+        body["value"] = value
+        body["currency"] = given["currency"]
+    body["occurred_at"] = stamp
+    url = given["url"] or added[0]
+    if url:
+        body["url"] = url
+    body["action_source"] = source
+    if given["site_key"]:
+        body["site_key"] = given["site_key"]
+    if user:
+        body["user_data"] = user
+    if given["custom_data"]:
+        body["custom_data"] = given["custom_data"]  # validated: a dict of our own
+    return event_id, event, serialize_flat_body(body, amount)
 
 
-def _recent(when: object) -> datetime | None:
-    """An ``occurred_at`` the full path takes without a word, in UTC; else None."""
+def _money(value: object, currency: str | None) -> tuple[object, str | None] | None:
+    """``(value, amount)``: the value as the body holds it, its JSON text if known; None: decline.
+
+    A canonical amount string is its own JSON text: no Decimal is made for it.
+    """
+    if value is None:
+        return None if currency is not None else (None, None)
+    if currency is None or currency not in CURRENCIES:
+        return None
+    if type(value) is str and CANONICAL_AMOUNT.fullmatch(value):
+        return value, value
+    try:
+        return check_value(value), None
+    except PydanticCustomError:
+        return None
+
+
+def _recent(when: object) -> str | None:
+    """An ``occurred_at`` the full path takes without a word, as written; else None."""
     try:
         moment = parse_time(when)
     except PydanticCustomError:
         return None
     now = _utc_now()
-    return moment if moment - now <= _FUTURE_SLACK and now - moment <= _STALE_AFTER else None
+    if moment - now <= _FUTURE_SLACK and now - moment <= _STALE_AFTER:
+        return format_time(moment)
+    return None
 
 
-def _hashes(user: dict[str, Any]) -> dict[str, str] | None:
-    """The hashed email, phone and external_id, as the full path writes them; None: decline.
+#: What no request context adds: no url, no user_data values.
+_NOTHING_ADDED: tuple[str | None, dict[str, str]] = (None, {})
+#: The request context last checked, and what it adds: its url and its user_data values.
+_last_context: tuple[RequestContext | None, tuple[str | None, dict[str, str]] | None] = (None, None)
+
+
+def _checked_context(context: RequestContext) -> tuple[str | None, dict[str, str]] | None:
+    """The context's url and user_data values, or None if the full path would drop one.
+
+    The full path drops (and warns about) a context value the server or Meta would refuse;
+    such a context is declined here, so that the warning is the full path's. A request's
+    context is the same object for each of its events (it is frozen): checked once.
+    """
+    global _last_context
+    last, checked = _last_context
+    if last is context:
+        return checked
+    url = context.url or None
+    values: dict[str, str] = {}
+    checked = None
+    if url is None or url_problem(url) is None:
+        for key in _CONTEXT_KEYS:
+            found = getattr(context, key)
+            if found:
+                found = context_value(key, found)
+                if found is None:
+                    break
+                values[key] = found
+        else:
+            checked = url, values
+    _last_context = context, checked
+    return checked
+
+
+def _user_data(user: dict[str, Any] | None, added: dict[str, str]) -> dict[str, Any] | None:
+    """The body's user_data: the given values (identifiers hashed), else the context's.
+
+    None: decline. Keys in the body's order: the schema lists them so, and the
+    context's values are slotted in where the full path puts them.
+    """
+    if user is not None and _hash_in_place(user) is None:
+        return None
+    if added:
+        return {
+            key: found for key in _ORDER if (found := (user and user.get(key)) or added.get(key))
+        }
+    if user and not all(user.values()):
+        return {key: found for key, found in user.items() if found}
+    return user or {}
+
+
+def _hash_in_place(user: dict[str, Any]) -> dict[str, Any] | None:
+    """Hash the email, phone and external_id of the validated ``user``; None: decline.
 
     The schema let through only the shapes whose normalization is known: an ASCII
     address, lowercased by the schema (its ``@`` means it is no pre-hashed value), and
     an E.164 number, maybe grouped ("+49 30 901820"). A 64-character external id could
-    be a pre-hash, which has rules of its own.
+    be a pre-hash, which has rules of its own. Values keep their places: the schema
+    lists the keys in the body's order.
     """
-    out: dict[str, str] = {}
-    email, phone, external_id = user.get("email"), user.get("phone"), user.get("external_id")
+    email = user.get("email")
     if email is not None:
-        out["email"] = sha256_hex(email)
+        user["email"] = sha256_hex(email)
+    phone = user.get("phone")
     if phone is not None:
         digits = _fast_e164(phone)
         if digits is None:
             return None
-        out["phone"] = sha256_hex(digits)
+        user["phone"] = sha256_hex(digits)
+    external_id = user.get("external_id")
     if external_id:
         # As hash_external_id does: Python's str.strip (which strips more characters
         # than the schema's); 64 characters could be a pre-hash: the full path decides.
         trimmed = external_id.strip()
         if len(trimmed) == 64:
             return None
-        if trimmed:
-            out["external_id"] = sha256_hex(trimmed)
+        user["external_id"] = sha256_hex(trimmed) if trimmed else None
     address = user.get("client_ip_address")
     if address:
         address = user["client_ip_address"] = normalize_ip(address)
         if address is None:
             return None
-    return out
+    return user

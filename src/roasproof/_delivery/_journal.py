@@ -157,16 +157,18 @@ class Journal:
         """
         ids, name = event_id.encode(), event.encode()
         payload = b"".join((_FIELDS.pack(len(body), now, len(ids), len(name)), ids, name, body))
-        record = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+        crc, size = zlib.crc32(payload), _FRAME.size + len(payload)
         with self._lock:
             segment = self._current
-            if segment is None or segment.size + len(record) > SEGMENT_BYTES:
-                if len(record) > SEGMENT_BYTES - len(MAGIC):
-                    raise RecordTooLarge(f"{len(record)} bytes")
+            if segment is None or segment.size + size > SEGMENT_BYTES:
+                if size > SEGMENT_BYTES - len(MAGIC):
+                    raise RecordTooLarge(f"{size} bytes")
                 segment = self._next_segment()
             start = segment.size
-            end = start + len(record)
-            segment.map[start:end] = record
+            end = start + size
+            # The frame, then the payload: written straight into the map, no joined copy.
+            _FRAME.pack_into(segment.map, start, len(payload), crc)
+            segment.map[start + _FRAME.size : end] = payload
             if self._sync:
                 aligned = start - start % mmap.ALLOCATIONGRANULARITY
                 segment.map.flush(aligned, end - aligned)
