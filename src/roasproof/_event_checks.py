@@ -65,9 +65,8 @@ ACTION_SOURCES = (
 _MAX_DIGITS = 15  # before the decimal point
 _MAX_PLACES = 18
 # A dotted quad without leading zeros is already canonical: skip ipaddress (~1.5 us).
-IPV4 = re.compile(
-    r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-)
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII digits: \\d takes any digit
+IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _URL_JUNK = re.compile(r"[\s\x00-\x1f\x7f]")
 # The usual page address (lowercase http(s), a plain ASCII host, at most a 4-digit port,
 # no junk): urlsplit would accept it, so skip splitting it (~1.5 us). Anything else is split.
@@ -75,6 +74,9 @@ PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,4})?(?:[/?#][^\s\x00
 # A plain amount ("249.00"): at most 15 digits before the point and 18 after, so finite,
 # non-negative and within bounds by its shape; Decimal() takes it as is.
 PLAIN_AMOUNT = re.compile(r"[0-9]{1,15}(?:\.[0-9]{0,18})?")
+# A plain amount that format(Decimal(amount), "f") writes back unchanged (no leading zero,
+# no bare point): JSON can carry it as it is, without making a Decimal.
+CANONICAL_AMOUNT = re.compile(r"(?:[1-9][0-9]{0,14}|0)(?:\.[0-9]{1,18})?")
 
 Problems = list[tuple[str, str, str]]
 
