@@ -11,12 +11,13 @@ import ipaddress
 import logging
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from roasproof import ConfigurationError, RequestContext
+from roasproof import ConfigurationError, RequestContext, capture
 from roasproof import _proxies as proxies
 from roasproof.capture import (
     CLICK_ID_PARAMS,
@@ -377,6 +378,37 @@ def test_cookies_visitor_fbc_fbp_read_from_the_cookie_header() -> None:
 )
 def test_cookie_parsing_edge_cases(header: str, visitor: str | None) -> None:
     assert ctx(headers={"cookie": header}).visitor_id == visitor
+
+
+def _cookies_pair_by_pair(header: str) -> dict[str, str | None]:
+    """The cookie header read as browsers write it: split at ";", then at the first "="."""
+    found: dict[str, str | None] = {}
+    for part in header.split(";"):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name in ("_sgnl_vid", "_fbc", "_fbp") and name not in found:
+            kept = ctx(cookies={name: value})
+            if value := {"_sgnl_vid": kept.visitor_id, "_fbc": kept.fbc, "_fbp": kept.fbp}[name]:
+                found[name] = value
+    return found
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["_sgnl_vid", "_fbc", "_fbp", "session", "x_fbc", "_fbc_x", ""]),
+            st.text(st.sampled_from(list(' \t\u3000\x1c=;"ab')), max_size=3),
+            st.text(st.sampled_from(list(' \t\u00a0=;"ab1.')), max_size=8),
+        ).map(lambda pair: f"{pair[1]}{pair[0]}{pair[1][::-1]}={pair[2]}"),
+        max_size=6,
+    ).map(";".join)
+)
+@example("_fbc; _fbc=ok")
+@example("a=_fbc=no; _fbp =\u3000yes ")
+def test_the_cookie_header_is_read_as_split_pair_by_pair(header: str) -> None:
+    captured = ctx(headers={"cookie": header})
+    read = {"_sgnl_vid": captured.visitor_id, "_fbc": captured.fbc, "_fbp": captured.fbp}
+    assert {name: value for name, value in read.items() if value} == _cookies_pair_by_pair(header)
 
 
 def test_cookie_mapping_replaces_the_cookie_header() -> None:
@@ -759,3 +791,17 @@ def test_the_captured_url_keeps_only_attribution_parameters(query: str, kept: st
     assert ctx.url == "http://shop.example/thanks" + (f"?{kept}" if kept else "")
     assert "jane" not in (ctx.url or "")
     assert "s3cret" not in (ctx.url or "")
+
+
+@given(
+    text=st.text(
+        st.sampled_from(list("aZ09_.-~/!$&'()*+,;=:@%? #\"<>\\^`{|}\x00\x7f\u00e9\u4e2d"))
+    ),
+    safe=st.sampled_from(["/!$&'()*+,;=:@~", "/!$&'()*+,;=:@~%?"]),
+    encoding=st.sampled_from(["latin-1", "utf-8"]),
+)
+def test_paths_and_queries_are_quoted_as_quote_does(text: str, safe: str, encoding: str) -> None:
+    # The capture skips quote() for text it would give back unchanged: never another result.
+    assert capture._quote(text, safe, encoding) == quote(
+        text, safe=safe, encoding=encoding, errors="replace"
+    )

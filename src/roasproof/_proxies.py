@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
+from roasproof._event_checks import IPV4
 from roasproof.errors import ConfigurationError
 
 __all__ = [
@@ -90,6 +91,10 @@ class TrustedProxies:
 
 
 TrustedProxiesSetting = int | str | Sequence[str] | TrustedProxies | None
+#: The default for each header, made once: ``None`` is read on every captured request.
+_TRUST_NOTHING: dict[str, TrustedProxies] = {
+    header: TrustedProxies(header=header) for header in ("x-forwarded-for", "forwarded")
+}
 
 
 def _config_error(problem: str) -> ConfigurationError:
@@ -113,7 +118,7 @@ def parse_trusted_proxies(
     if isinstance(setting, TrustedProxies):
         return setting
     if setting is None:
-        return TrustedProxies(header=header)
+        return _TRUST_NOTHING.get(header) or TrustedProxies(header=header)
     if isinstance(setting, int) and not isinstance(setting, bool):
         return TrustedProxies(hops=setting, header=header)
     if isinstance(setting, str):
@@ -178,11 +183,15 @@ def client_ip(
 
     .. versionadded:: 0.1.0
     """
-    address = parse_ip(peer)
     if trusted is None or not trusted.enabled:
-        if address is not None and not address.is_global:
-            _warn_if_forwarded(headers)
+        forwarded = headers.get("x-forwarded-for") or headers.get("forwarded")
+        if not forwarded and peer and IPV4.fullmatch(peer):
+            return peer  # the usual peer: a dotted quad as ipaddress writes it
+        address = parse_ip(peer)
+        if forwarded and address is not None and not address.is_global:
+            _warn_untrusted_forwarding()
         return _text(address)
+    address = parse_ip(peer)
     if trusted.networks and address is not None and not trusted.trusts(address):
         return str(address)  # not our proxy: its forwarding headers are the client's own words
     chain = _forwarding_chain(headers, trusted.header)
@@ -288,11 +297,6 @@ def forwarded_origin(
 def _last_entry(value: str | None) -> str | None:
     entry = (value or "").rpartition(",")[2].strip()
     return entry or None
-
-
-def _warn_if_forwarded(headers: Mapping[str, str]) -> None:
-    if headers.get("x-forwarded-for") or headers.get("forwarded"):
-        _warn_untrusted_forwarding()
 
 
 @cache

@@ -22,6 +22,7 @@ header is ignored, so capturing can never break the host's request.
 from __future__ import annotations
 
 import re
+import string
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from contextvars import ContextVar
@@ -59,6 +60,9 @@ VISITOR_COOKIE = "_sgnl_vid"
 CLICK_ID_PARAMS = ("fbclid", "gclid", "wbraid", "gbraid", "ttclid")
 
 _COOKIES = (VISITOR_COOKIE, "_fbc", "_fbp")
+# One of _COOKIES as a "name=value" pair of a Cookie header: at its start or after a ";",
+# the name with whitespace around it (as str.strip() drops it), the value up to the next ";".
+_COOKIE_PAIRS = re.compile(r"(?:^|;)\s*(" + "|".join(map(re.escape, _COOKIES)) + r")\s*=([^;]*)")
 _MAX_ID = 500  # cookie values and click ids longer than this are junk or an attack
 _MAX_USER_AGENT = 1024
 _MAX_URL = 8192
@@ -66,6 +70,11 @@ _ID = re.compile(rf"[\x21-\x7e]{{1,{_MAX_ID}}}")  # visible ASCII, no spaces
 _HOST = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 _PATH_SAFE = "/!$&'()*+,;=:@~"  # quote() always keeps letters, digits and "_.-~"
 _ENCODED_SAFE = _PATH_SAFE + "%?"  # for parts that arrive percent-encoded already
+# Text that quote() gives back unchanged, for each ``safe`` it is called with: most paths.
+_UNQUOTED = {
+    safe: re.compile("[" + re.escape(string.ascii_letters + string.digits + "_.-~" + safe) + "]*")
+    for safe in (_PATH_SAFE, _ENCODED_SAFE)
+}
 _URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
 _HEADER_JOIN = {"cookie": "; "}  # others join with ", " (RFC 9110 5.3)
 _WSGI_HEADERS = {
@@ -101,12 +110,19 @@ def _attribution_query(query: str) -> str:
     return "&".join(kept)
 
 
+def _quote(text: str, safe: str, encoding: str) -> str:
+    """``quote(text, safe, encoding, errors="replace")``, skipped where it changes nothing."""
+    if _UNQUOTED[safe].fullmatch(text):
+        return text
+    return quote(text, safe=safe, encoding=encoding, errors="replace")
+
+
 def _build_url(scheme: str, host: str | None, path: str, query: str) -> str | None:
     """``path`` is percent-encoded already; ``query`` is raw (as sent)."""
     if not host or not _HOST.fullmatch(host) or scheme not in ("http", "https"):
         return None
     query = _attribution_query(query)
-    query = quote(query, safe=_ENCODED_SAFE, encoding="latin-1", errors="replace")
+    query = _quote(query, _ENCODED_SAFE, "latin-1")
     return f"{scheme}://{host}{path or '/'}" + (f"?{query}" if query else "")
 
 
@@ -136,12 +152,14 @@ def _clean_text(value: object, limit: int) -> str | None:
 
 
 def _parse_cookies(header: str) -> dict[str, str]:
-    """The cookies roasproof reads from a ``Cookie`` header; the first of duplicates wins."""
+    """The cookies roasproof reads from a ``Cookie`` header; the first valid of duplicates wins.
+
+    Cookie headers carry many cookies (session, consent, analytics): one regular
+    expression finds ours among them, instead of splitting every pair in Python.
+    """
     found: dict[str, str] = {}
-    for part in header.split(";"):
-        name, _, value = part.partition("=")
-        name = name.strip()
-        if name in _COOKIES and name not in found and (clean := _clean_id(value)):
+    for name, value in _COOKIE_PAIRS.findall(header):
+        if name not in found and (clean := _clean_id(value)):
             found[name] = clean
     return found
 
@@ -182,6 +200,19 @@ def context_from_mappings(
     trusted = parse_trusted_proxies(trusted_proxies)
     if type(headers) is dict and not all(name.islower() for name in headers):
         headers = {name.lower(): value for name, value in headers.items()}
+    return _context(headers, cookies, query, peer, url, trusted, now)
+
+
+def _context(
+    headers: Mapping[str, str],
+    cookies: Mapping[str, str] | None,
+    query: str | Mapping[str, str] | None,
+    peer: str | None,
+    url: str | None,
+    trusted: TrustedProxies,
+    now: float | None,
+) -> RequestContext:
+    """:func:`context_from_mappings`, with header names known to be lower case."""
     if cookies is None:
         found = _parse_cookies(headers.get("cookie") or "")
     else:
@@ -221,11 +252,10 @@ def context_from_wsgi(
     host = headers.get("host")
     if not host and environ.get("SERVER_NAME"):
         host = _with_port(str(environ["SERVER_NAME"]), environ.get("SERVER_PORT"), scheme)
-    path = quote(
+    path = _quote(
         f"{environ.get('SCRIPT_NAME') or ''}{environ.get('PATH_INFO') or ''}",
-        safe=_PATH_SAFE,
-        encoding="latin-1",  # PEP 3333: the raw bytes, decoded as latin-1
-        errors="replace",
+        _PATH_SAFE,
+        "latin-1",  # PEP 3333: the raw bytes, decoded as latin-1
     )
     query = str(environ.get("QUERY_STRING") or "")
     return _context_from_request(headers, peer, scheme, host, path, query, trusted)
@@ -246,9 +276,9 @@ def context_from_asgi(
         host = _with_port(str(server[0]), server[1], scheme)
     raw_path = scope.get("raw_path")
     if isinstance(raw_path, bytes) and raw_path.startswith(b"/"):
-        path = quote(raw_path.decode("latin-1"), safe=_ENCODED_SAFE, encoding="latin-1")
+        path = _quote(raw_path.decode("latin-1"), _ENCODED_SAFE, "latin-1")
     else:
-        path = quote(str(scope.get("path") or "/"), safe=_PATH_SAFE, errors="replace")
+        path = _quote(str(scope.get("path") or "/"), _PATH_SAFE, "utf-8")
     raw_query = scope.get("query_string") or b""
     # The ASGI spec says bytes; some test clients (Django's AsyncClient) send str.
     query = raw_query if isinstance(raw_query, str) else bytes(raw_query).decode("latin-1")
@@ -269,9 +299,7 @@ def _context_from_request(
         scheme = forwarded_scheme or scheme
         host = forwarded_host or host
     url = _build_url(scheme, host, path, query)
-    return context_from_mappings(
-        headers=headers, query=query, peer=peer, url=url, trusted_proxies=trusted
-    )
+    return _context(headers, None, query, peer, url, trusted, None)
 
 
 def _asgi_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
