@@ -25,6 +25,11 @@ served from the phone-parsing cache.
 * ``track(), idle worker``: ``Client.track`` of a purchase with every identifier
   (validation, normalization, SHA-256, JSON, commit) in a process whose sender is
   not elected (another worker delivers), i.e. most gunicorn workers.
+* ``track(), in a request``: the same purchase tracked from a WSGI view behind
+  ``RoasproofMiddleware``, each request its own visitor: the user agent, IP, ``_sgnl_vid``,
+  ``_fbc``/``_fbp`` cookies and page address come from the request (read lazily, inside
+  this first ``track()`` of the request), email, phone and external id from the view.
+  Only the ``track()`` call is timed.
 * ``track(), delivering``: the same while this process's sender delivers to nginx
   answering 202 on loopback (skipped without nginx).
 * ``segment track()``: segment-analytics-python's in-memory, non-durable track()
@@ -60,6 +65,7 @@ from roasproof._config import Settings
 from roasproof._delivery import Engine, create_delivery
 from roasproof._payload import encode_body, encode_payload
 from roasproof._plain import plain_body
+from roasproof.wsgi import RoasproofMiddleware
 
 API_KEY = "rp_bench_key_0123456789"
 WARMUP = 500
@@ -263,6 +269,60 @@ def client_track(root: Path, fields: list[dict[str, Any]], endpoint: str | None)
         client.close(5 if endpoint else 0.1)
 
 
+def _environ(n: int) -> dict[str, Any]:
+    """The WSGI environ of visitor ``n``'s thank-you page request."""
+    user = PURCHASE["user_data"]
+    return {
+        "REQUEST_METHOD": "GET",
+        "wsgi.url_scheme": "https",
+        "HTTP_HOST": "shop.example.com",
+        "PATH_INFO": "/checkout/thank-you",
+        "QUERY_STRING": f"order={n}",
+        "REMOTE_ADDR": f"203.0.{n // 250 % 250}.{n % 250 + 1}",
+        "HTTP_USER_AGENT": user["client_user_agent"],
+        "HTTP_COOKIE": (
+            f"_sgnl_vid=v{n:012d}; _fbc={user['fbc']}{n}; _fbp={user['fbp']}{n}; session=abc"
+        ),
+    }
+
+
+def track_in_request(root: Path, fields: list[dict[str, Any]]) -> Row:
+    """track() as a Flask or Django view calls it: the context comes from the request."""
+    client, _ = _idle_engine(root / "request.sqlite3")
+    clock, samples = time.perf_counter_ns, []
+    own = ("email", "phone", "external_id")  # the rest of user_data: the request's
+
+    def view(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        n = environ["bench.n"]
+        given = fields[n]
+        user_data = {key: given["user_data"][key] for key in own}
+        began = clock()
+        client.track(
+            "purchase",
+            event_id=f"request_{n}",
+            value=given["value"],
+            currency=given["currency"],
+            user_data=user_data,
+            custom_data=given["custom_data"],
+        )
+        samples.append((clock() - began) / 1000)
+        return []
+
+    app, start = RoasproofMiddleware(view), Calls()
+    try:
+        count = yield None
+        while True:
+            first = start.next
+            start.next += WARMUP + count
+            for n in range(first, first + WARMUP + count):
+                app({**_environ(n), "bench.n": n}, None)
+            got, samples[:] = samples[WARMUP:], []
+            client.stats()
+            count = yield got
+    finally:
+        client.close(0.1)
+
+
 def segment_track() -> Row:
     try:
         from segment.analytics import Client as SegmentClient
@@ -296,7 +356,7 @@ def segment_track() -> Row:
 
 def make_rows(root: Path, body: bytes, url: str | None, total: int) -> dict[str, Row]:
     fields = purchases(total)
-    for sub in ("j", "o", "idle", "send"):
+    for sub in ("j", "o", "idle", "request", "send"):
         (root / sub).mkdir()
     rows: dict[str, Row] = {
         "bare SQLite insert+commit": bare_sqlite(root, body),
@@ -307,6 +367,7 @@ def make_rows(root: Path, body: bytes, url: str | None, total: int) -> dict[str,
         "journal append (no validation)": enqueue_only(root / "j", body, journal=True),
         "outbox commit (no validation)": enqueue_only(root / "o", body, journal=False),
         "track(), idle worker": client_track(root / "idle", fields, None),
+        "track(), in a request": track_in_request(root / "request", fields),
     }
     if url is not None:
         rows["track(), while delivering"] = client_track(root / "send", fields, url)
