@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from flask import Flask, Response, render_template_string
+from flask import Flask, Response, render_template_string, request
 
 import roasproof
 from roasproof import (
@@ -243,15 +243,43 @@ def test_disabled_app_is_inert_without_warnings(caplog: pytest.LogCaptureFixture
     assert caplog.text == ""
 
 
-def test_a_before_request_that_answers_first_leaves_nothing_bound() -> None:
+def test_every_hook_of_the_request_sees_the_visitor_and_nothing_stays_bound() -> None:
+    # The context is bound around the whole request: hooks registered before the
+    # extension, error handlers and teardown functions see the visitor too.
     app = make_app()
+    seen: dict[str, str | None] = {}
+
+    def visitor() -> str | None:
+        found = current_context()
+        return None if found is None else found.visitor_id
 
     @app.before_request
-    def maintenance() -> Response:
-        return Response("down for maintenance", status=503)
+    def maintenance() -> Response | None:
+        seen["before_request"] = visitor()
+        if request.path == "/down":
+            return Response("down for maintenance", status=503)
+        return None
 
-    Roasproof(app)  # registered after: its before_request never runs
-    assert app.test_client().get("/context").status_code == 503
+    @app.get("/fails")
+    def fails() -> str:
+        raise LookupError("no such order")
+
+    @app.errorhandler(LookupError)
+    def not_found(error: LookupError) -> tuple[str, int]:
+        seen["errorhandler"] = visitor()
+        return "not found", 404
+
+    @app.teardown_request
+    def teardown(error: BaseException | None) -> None:
+        seen["teardown_request"] = visitor()
+
+    Roasproof(app)  # registered after the hooks
+    client = app.test_client()
+    client.set_cookie("_sgnl_vid", "vid-hooks")
+    assert client.get("/down").status_code == 503
+    assert seen == {"before_request": "vid-hooks", "teardown_request": "vid-hooks"}
+    assert client.get("/fails").status_code == 404
+    assert seen["errorhandler"] == "vid-hooks"
     assert current_context() is None
 
 
@@ -279,3 +307,23 @@ def test_context_round_trips_through_to_dict(app: Flask) -> None:
     client.set_cookie("_sgnl_vid", "vid-2")
     data = client.get("/context").get_json()
     assert RequestContext.from_dict(data).visitor_id == "vid-2"
+
+
+@pytest.mark.parametrize("proxy_fix_first", [True, False])
+def test_proxy_fix_before_or_after_the_extension_gives_the_forwarded_client(
+    proxy_fix_first: bool,
+) -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = make_app()
+    if proxy_fix_first:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    Roasproof(app)
+    if not proxy_fix_first:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    response = app.test_client().get(
+        "/context",
+        headers={"X-Forwarded-For": "198.51.100.23"},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
+    assert response.get_json()["client_ip_address"] == "198.51.100.23"
