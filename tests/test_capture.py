@@ -689,6 +689,18 @@ def scope(**extra: Any) -> dict[str, Any]:
     return {key: value for key, value in base.items() if value is not None}
 
 
+def test_asgi_header_names_in_any_case_or_buffer_type_are_read() -> None:
+    # Servers lowercase header names as the ASGI spec says; others are still read.
+    headers = [
+        (bytearray(b"cookie"), bytearray(b"_sgnl_vid=v2")),
+        (b"USER-AGENT", b"Shouting/1.0"),
+        (b"123", b"ignored"),
+    ]
+    captured = context_from_asgi(scope(headers=headers))
+    assert captured.visitor_id == "v2"
+    assert captured.client_user_agent == "Shouting/1.0"
+
+
 def test_asgi_scope_captures_everything_and_combines_repeated_headers() -> None:
     captured = context_from_asgi(scope(), trusted_proxies=2)
     assert captured.visitor_id == "v1"

@@ -306,7 +306,12 @@ def _asgi_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     """The headers roasproof reads, decoded as latin-1, repeated lines combined in order."""
     headers: dict[str, str] = {}
     for name, value in raw:
-        key = _ASGI_HEADERS.get(bytes(name).lower())
+        # The ASGI spec has servers lowercase the names: look them up as they are, and
+        # lowercase (a copy) only a name that is not.
+        if type(name) is bytes and name.islower():
+            key = _ASGI_HEADERS.get(name)
+        else:
+            key = _ASGI_HEADERS.get(bytes(name).lower())
         if key is not None:
             text = bytes(value).decode("latin-1")
             previous = headers.get(key)
