@@ -122,6 +122,7 @@ def test_view_exception_propagates_and_nothing_is_tracked(
         (("created", 201), True),
         (("created", "201 CREATED", {"X": "1"}), True),
         (("not found", 404), False),
+        (("odd", "\u00b2\u00b2\u00b2 OK"), True),  # superscript digits: not a status
         (("body", {"X-Header": "1"}), True),  # Flask (body, headers): no status given
         ({"status": "ok"}, True),
         (None, True),

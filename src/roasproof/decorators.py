@@ -92,7 +92,7 @@ def _as_status(value: object) -> int | None:
         return value
     if isinstance(value, str):
         head = value.strip().split(" ", 1)[0]
-        return int(head) if head.isdigit() else None
+        return int(head) if head.isascii() and head.isdigit() else None
     return None
 
 
