@@ -110,12 +110,15 @@ def test_an_event_tracked_after_close_is_stored_but_not_sent_by_this_process(
 
 def test_stats_count_this_process_and_report_gauges(sink: Sink, make_engine: MakeEngine) -> None:
     engine = make_engine()
+    sink.down()  # the first "a" stays queued while the second arrives: a duplicate
     engine.enqueue("a", "lead", body_for("a"))
     engine.enqueue("a", "lead", body_for("a"))
     engine.record_rejected(RejectedSummary("purchase", "b", ("currency",), "bad currency", 1.0))
+    sink.up()
     assert engine.flush(5)
     stats = engine.stats()
     assert stats["enqueued"] == 1
+    assert stats["duplicates"] == 1
     assert stats["delivered"] == 1
     assert stats["rejected"] == 1
     assert stats["pending"] == 0
@@ -192,6 +195,22 @@ def test_the_in_memory_queue_delivers_and_refuses_loudly_when_full(
     sink.up()
     assert engine.flush(10) is True
     assert set(sink.accepted) == {"m0", "m1", "m2"}
+
+
+def test_stopping_lets_a_request_in_flight_finish(sink: Sink, make_engine: MakeEngine) -> None:
+    # The exit hook and close() stop the sender with requests possibly on the wire: they
+    # finish (and are acked) within the stop's timeout, and stopping ends with them.
+    sink.latency = 0.3
+    engine = make_engine()
+    engine.enqueue("slow", "lead", body_for("slow"))
+    assert sink.wait_for(lambda: len(sink.requests) == 1)  # sent, not yet answered
+    sender = engine.sender
+    assert sender is not None
+    started = time.monotonic()
+    sender.stop(5.0)
+    assert time.monotonic() - started < 2.0
+    assert sink.accepted["slow"] == 1
+    assert engine.pending() == 0  # acked: the next process does not send it again
 
 
 def test_the_exit_hook_delivers_briefly_and_never_starts_a_thread(

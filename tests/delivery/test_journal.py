@@ -355,11 +355,13 @@ def test_a_journal_that_cannot_keep_up_hands_events_to_the_outbox_directly(
     # track() commits to the outbox itself: memory stays bounded, nothing is refused.
     tuning = dataclasses.replace(FAST, memory_queue_size=5, journal_linger=30.0)
     engine = make_engine(tuning=tuning)
+    sink.down()  # nothing delivered while counting where the events are
     for n in range(20):
         assert engine.enqueue(f"e{n}", "lead", body_for(f"e{n}")) is True
     assert engine.journal is not None
     assert engine.journal.pending <= 5
     assert engine.journal.pending + engine.store.count() == 20
+    sink.up()
     assert engine.flush(10) is True
     assert len(sink.accepted) == 20
 

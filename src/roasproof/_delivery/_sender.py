@@ -406,8 +406,11 @@ class Sender:
     # -- stopping ------------------------------------------------------------------------
 
     async def _shutdown(self, transport: Transport, judge: Judge) -> None:
-        while self._inflight and time.time() < self._stop_deadline:
-            await self._sleep(min(0.05, max(self._stop_deadline - time.time(), 0.0)))
+        remaining = self._stop_deadline - time.time()
+        if self._inflight and remaining > 0:
+            # Wait on the requests themselves: _sleep returns at once while stopping, and a
+            # loop around it would never let them run.
+            await asyncio.wait(list(self._inflight), timeout=remaining)
         now = time.time()
         self._collect(judge, now)
         pending = [task for task in self._inflight if not task.done()]
