@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket
 
 from roasproof import ConfigurationError, current_context
 from roasproof.asgi import ASGIApp, Message, RoasproofMiddleware, Scope
-from roasproof.capture import _middleware_active
+from roasproof.context import _current
 
 REAL = "203.0.113.7"
 PROXY = "10.0.0.2"
@@ -40,7 +40,7 @@ BASE = "https://shop.example"
 def _nothing_left_bound() -> Iterator[None]:
     yield
     assert current_context() is None
-    assert _middleware_active.get() is False
+    assert _current.get() is None
 
 
 def snapshot() -> dict[str, str]:
@@ -247,7 +247,7 @@ async def test_context_reset_after_the_app_raises() -> None:
         with pytest.raises(RuntimeError, match="boom"):
             await client.get("/boom", headers={"cookie": "_sgnl_vid=v1"})
     assert current_context() is None
-    assert _middleware_active.get() is False
+    assert _current.get() is None
 
 
 async def test_interleaved_requests_never_see_each_others_context() -> None:
@@ -320,12 +320,12 @@ async def test_non_http_scopes_pass_through_untouched(kind: str) -> None:
     calls: list[tuple[object, ...]] = []
 
     async def app(scope: Scope, receive: Any, send: Any) -> None:
-        calls.append((scope, receive, send, current_context(), _middleware_active.get()))
+        calls.append((scope, receive, send, current_context(), _current.get()))
 
     scope: Scope = {"type": kind, "headers": [(b"cookie", b"_sgnl_vid=v1")]}
     snapshot_before = dict(scope)
     await RoasproofMiddleware(app)(scope, receive_nothing, send_nothing)
-    assert calls == [(scope, receive_nothing, send_nothing, None, False)]
+    assert calls == [(scope, receive_nothing, send_nothing, None, None)]
     assert calls[0][0] is scope
     assert scope == snapshot_before
 

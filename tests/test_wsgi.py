@@ -18,8 +18,8 @@ import pytest
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import Client
 
-from roasproof import ConfigurationError, current_context
-from roasproof.capture import _middleware_active
+from roasproof import ConfigurationError, RequestContext, bind_context, current_context
+from roasproof.context import _current
 from roasproof.wsgi import RoasproofMiddleware
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ SPOOF = {"X-Forwarded-For": f"6.6.6.6, {REAL}"}
 def _nothing_left_bound() -> Iterator[None]:
     yield
     assert current_context() is None
-    assert _middleware_active.get() is False
+    assert _current.get() is None
 
 
 def snapshot() -> dict[str, str]:
@@ -94,7 +94,7 @@ def test_context_reset_after_the_app_raises() -> None:
     with pytest.raises(RuntimeError, match="boom"):
         RoasproofMiddleware(boom)({"REMOTE_ADDR": REAL}, lambda *args: lambda data: None)
     assert current_context() is None
-    assert _middleware_active.get() is False
+    assert _current.get() is None
 
 
 def test_response_iterable_is_returned_unchanged() -> None:
@@ -207,6 +207,18 @@ def test_invalid_trusted_proxies_fail_at_construction() -> None:
 def test_installed_twice_the_outer_copy_wins_and_the_inner_passes_through() -> None:
     app = RoasproofMiddleware(RoasproofMiddleware(capture_app), trusted_proxies=1)
     assert get(app, peer=PROXY, **SPOOF)["client_ip_address"] == REAL
+
+
+def test_a_context_bound_between_two_copies_is_kept_by_the_inner_one() -> None:
+    def binding(app: WSGIApplication) -> WSGIApplication:
+        def bound(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+            with bind_context(RequestContext(visitor_id="from-the-app")):
+                return app(environ, start_response)
+
+        return bound
+
+    app = RoasproofMiddleware(binding(RoasproofMiddleware(capture_app)))
+    assert get(app, Cookie="_sgnl_vid=from-the-cookie")["visitor_id"] == "from-the-app"
 
 
 # --- a real threaded server on loopback -------------------------------------------------------

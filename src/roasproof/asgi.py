@@ -29,11 +29,10 @@ from typing import Any
 from roasproof.capture import (
     TrustedProxies,
     TrustedProxiesSetting,
-    _middleware_active,
     context_from_asgi,
     parse_trusted_proxies,
 )
-from roasproof.context import RequestContext, bind_context
+from roasproof.context import RequestContext, _bind_request, _current
 
 __all__ = ["RoasproofMiddleware"]
 
@@ -67,15 +66,16 @@ class RoasproofMiddleware:
         self.trusted_proxies: TrustedProxies = parse_trusted_proxies(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _middleware_active.get():
+        token = None
+        if scope["type"] == "http":
+            token = _bind_request(partial(_capture, scope, self.trusted_proxies))
+        if token is None:  # not a request, or bound further up already
             await self.app(scope, receive, send)
             return
-        token = _middleware_active.set(True)
         try:
-            with bind_context(partial(_capture, scope, self.trusted_proxies)):
-                await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
         finally:
-            _middleware_active.reset(token)
+            _current.reset(token)
 
 
 def _capture(scope: Scope, trusted: TrustedProxies) -> RequestContext | None:

@@ -25,7 +25,6 @@ import re
 import string
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
-from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
@@ -87,12 +86,6 @@ _WSGI_HEADERS = {
     "x-forwarded-host": "HTTP_X_FORWARDED_HOST",
 }
 _ASGI_HEADERS = {name.encode(): name for name in _WSGI_HEADERS}
-
-# Set by roasproof's own middleware while it binds a context, so that a second
-# copy of the middleware further down the stack passes through. It travels with
-# the bound context (same Context object), so where the context is lost, for
-# example behind a BaseHTTPMiddleware, the marker is lost too and the inner copy binds.
-_middleware_active: ContextVar[bool] = ContextVar("roasproof_middleware_active", default=False)
 
 
 def _attribution_query(query: str) -> str:

@@ -62,13 +62,18 @@ ContextSource = RequestContext | Callable[[], RequestContext | None]
 
 
 class _Binding:
-    """A bound context, built on first use and then cached."""
+    """A bound context, built on first use and then cached.
 
-    __slots__ = ("_source", "_value")
+    ``within_middleware``: bound by roasproof's middleware for a request, or inside
+    such a binding; a second copy of the middleware further down passes through.
+    """
 
-    def __init__(self, source: ContextSource) -> None:
+    __slots__ = ("_source", "_value", "within_middleware")
+
+    def __init__(self, source: ContextSource, within_middleware: bool) -> None:
         self._source = source
         self._value: RequestContext | None = source if isinstance(source, RequestContext) else None
+        self.within_middleware = within_middleware
 
     def resolve(self) -> RequestContext | None:
         if self._value is None and not isinstance(self._source, RequestContext):
@@ -78,6 +83,19 @@ class _Binding:
 
 
 _current: ContextVar[_Binding | None] = ContextVar("roasproof_request_context", default=None)
+
+
+def _bind_request(source: ContextSource) -> Token[_Binding | None] | None:
+    """Bind ``source`` for one request, as roasproof's middleware does; reset with the token.
+
+    None when a copy of the middleware further up already bound the request (the
+    marker travels with the bound context: where that is lost, for example behind
+    Starlette's ``BaseHTTPMiddleware``, this copy binds again).
+    """
+    outer = _current.get()
+    if outer is not None and outer.within_middleware:
+        return None
+    return _current.set(_Binding(source, within_middleware=True))
 
 
 def current_context() -> RequestContext | None:
@@ -100,7 +118,8 @@ class bind_context:  # lowercase: used like a function, as contextlib.suppress i
     __slots__ = ("_binding", "_token")
 
     def __init__(self, source: ContextSource) -> None:
-        self._binding = _Binding(source)
+        outer = _current.get()
+        self._binding = _Binding(source, outer is not None and outer.within_middleware)
         self._token: Token[_Binding | None] | None = None
 
     def __enter__(self) -> None:

@@ -31,11 +31,10 @@ from typing import TYPE_CHECKING, Any
 from roasproof.capture import (
     TrustedProxies,
     TrustedProxiesSetting,
-    _middleware_active,
     context_from_wsgi,
     parse_trusted_proxies,
 )
-from roasproof.context import RequestContext, bind_context
+from roasproof.context import RequestContext, _bind_request, _current
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -67,14 +66,13 @@ class RoasproofMiddleware:
         self.trusted_proxies: TrustedProxies = parse_trusted_proxies(trusted_proxies)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if _middleware_active.get():
+        token = _bind_request(partial(_capture, environ, self.trusted_proxies))
+        if token is None:  # bound further up already
             return self.app(environ, start_response)
-        token = _middleware_active.set(True)
         try:
-            with bind_context(partial(_capture, environ, self.trusted_proxies)):
-                return self.app(environ, start_response)
+            return self.app(environ, start_response)
         finally:
-            _middleware_active.reset(token)
+            _current.reset(token)
 
 
 def _capture(environ: Mapping[str, Any], trusted: TrustedProxies) -> RequestContext | None:
