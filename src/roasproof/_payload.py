@@ -61,7 +61,7 @@ _CONTEXT_KEYS = tuple(f.name for f in fields(RequestContext) if f.name != "url")
 _FB_SHAPE = "not in Meta's fb.<version>.<creation ms>.<value> shape"
 _FB_CHECKS: dict[str, Callable[[str], bool]] = {"fbc": valid_fbc, "fbp": valid_fbp}
 _CONTEXT_CHECKS = tuple((key, _FB_CHECKS.get(key)) for key in _CONTEXT_KEYS)
-_SOURCE_TEXT = {source: source.value for source in ActionSource}
+_SOURCE_TEXT: dict[object, str] = {source: source.value for source in ActionSource}
 
 
 def build_payload(
@@ -141,11 +141,10 @@ _MILLISECONDS = ("Z", *(f".{millis:03d}Z" for millis in range(1, 1000)))
 def _context_url(url: str | None) -> str | None:
     if not url:
         return None
-    problem = url_problem(url)
-    if problem is None:
-        return url
-    _log.warning("url from the request context dropped: it %s", problem)
-    return None
+    if context_value("url", url) is None:
+        _log.warning("url from the request context dropped: it %s", url_problem(url))
+        return None
+    return url
 
 
 def _add_identifiers(
@@ -173,14 +172,17 @@ def _fb_dropped(key: str, source: str) -> bool:
 
 
 def context_value(key: str, value: str) -> str | None:
-    """The request context's non-empty ``value`` for user_data's ``key`` as sent, or None.
+    """The request context's non-empty ``value`` for ``key`` (its url or a user_data key)
+    as sent, or None.
 
-    None: the server or Meta would refuse it (an fbc/fbp in the wrong shape, an IP
-    address that is none); the body leaves it out.
+    None: the server or Meta would refuse it (a url that is no absolute http(s) URL, an
+    fbc/fbp in the wrong shape, an IP address that is none); the body leaves it out.
     """
     check = _FB_CHECKS.get(key)
     if check is not None:
         return value if check(value) else None
+    if key == "url":
+        return value if url_problem(value) is None else None
     return normalize_ip(value) if key == "client_ip_address" else value
 
 

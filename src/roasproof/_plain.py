@@ -35,11 +35,11 @@ from roasproof._event_checks import (
     check_value,
     normalize_ip,
     parse_time,
-    url_problem,
 )
 from roasproof._normalize import _fast_e164, sha256_hex
 from roasproof._payload import (
     _CONTEXT_KEYS,
+    _SOURCE_TEXT,
     context_value,
     format_time,
     now_text,
@@ -159,7 +159,6 @@ _FIELDS = SchemaValidator(
         strict=True,
     )
 )
-_SOURCE_TEXT: dict[object, str] = {source.value: source.value for source in ActionSource}
 
 
 def plain_body(event: object, fields: dict[str, Any]) -> tuple[str, str, bytes] | None:
@@ -177,7 +176,7 @@ def plain_body(event: object, fields: dict[str, Any]) -> tuple[str, str, bytes] 
     money = _money(given["value"], given["currency"])
     source = given["action_source"]
     if type(source) is str or type(source) is ActionSource:
-        source = _SOURCE_TEXT.get(source)
+        source = _SOURCE_TEXT.get(source)  # keyed by members, which equal their text
     else:
         source = None
     when = given["occurred_at"]
@@ -237,6 +236,8 @@ def _recent(when: object) -> str | None:
     return None
 
 
+#: What a request context may add: the event's url, then user_data's keys.
+_CONTEXT_FIELDS = ("url", *_CONTEXT_KEYS)
 #: What no request context adds: no url, no user_data values.
 _NOTHING_ADDED: tuple[str | None, dict[str, str]] = (None, {})
 #: The request context last checked, and what it adds: its url and its user_data values.
@@ -254,19 +255,17 @@ def _checked_context(context: RequestContext) -> tuple[str | None, dict[str, str
     last, checked = _last_context
     if last is context:
         return checked
-    url = context.url or None
     values: dict[str, str] = {}
     checked = None
-    if url is None or url_problem(url) is None:
-        for key in _CONTEXT_KEYS:
-            found = getattr(context, key)
-            if found:
-                found = context_value(key, found)
-                if found is None:
-                    break
-                values[key] = found
-        else:
-            checked = url, values
+    for key in _CONTEXT_FIELDS:
+        found = getattr(context, key)
+        if found:
+            found = context_value(key, found)
+            if found is None:
+                break
+            values[key] = found
+    else:
+        checked = values.pop("url", None), values
     _last_context = context, checked
     return checked
 
