@@ -409,3 +409,23 @@ def test_a_sender_thread_that_died_is_replaced_on_the_next_event(
     assert engine.sender is not first
     assert engine.flush(5) is True
     assert set(sink.accepted) == {"a", "b", "c"}
+
+
+def test_the_exit_hook_keeps_delivering_between_one_request_and_the_next(
+    sink: Sink, make_engine: MakeEngine, make_settings: Callable[..., Settings]
+) -> None:
+    # One request at a time, and after each answer the sender hands the GIL to the
+    # application (it tracked a moment ago): for that moment nothing is in flight while
+    # claimed rows wait their turn. The exit hook must not take that for "done".
+    from dataclasses import replace
+
+    sink.latency = 0.002
+    tuning = replace(FAST, atexit_timeout=20.0, yield_every=1e-9, yield_for=0.01)
+    engine = make_engine(make_settings(max_in_flight=1), tuning=tuning)
+    engine.enqueue("first", "lead", body_for("first"))
+    assert sink.wait_for(lambda: "first" in sink.accepted)
+    names = [f"e{n}" for n in range(10)]
+    for name in names:
+        engine.enqueue(name, "lead", body_for(name))
+    engine.at_exit()
+    assert sink.accepted == {"first": 1, **{name: 1 for name in names}}

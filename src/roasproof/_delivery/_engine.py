@@ -294,7 +294,7 @@ class Engine:
                 return False
             if pause is not None and pause.until - time.time() > remaining:
                 return False
-            if not hurry and sender.in_flight == 0 and not self._anything_due():
+            if not hurry and not sender.busy and not self._anything_due():
                 return False  # exit hook: what waits for a retry stays for the next process
             time.sleep(min(_FLUSH_POLL, remaining))
         return not self._spill
@@ -335,6 +335,9 @@ class Engine:
         if self._pid != os.getpid() or self._closed:
             return
         self._exiting = True
+        sender = self.sender
+        if sender is not None:  # no request will track again: no reason to yield the GIL
+            sender.app_seen = float("-inf")
         self._finish(self.tuning.atexit_timeout, hurry=False)
 
     # -- spill ---------------------------------------------------------------------------------

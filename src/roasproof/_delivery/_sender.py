@@ -107,6 +107,7 @@ class Sender:
         #: when this process last tracked an event (set by the engine, read for pacing)
         self.app_seen = float("-inf")
         self.judge: Judge | None = None
+        self._claiming = False
 
     # -- control, from any thread ------------------------------------------------
 
@@ -125,6 +126,15 @@ class Sender:
     def in_flight(self) -> int:
         """Requests sent and not yet answered."""
         return len(self._inflight)
+
+    @property
+    def busy(self) -> bool:
+        """Whether this sender holds rows the outbox shows as leased, not due: being
+        claimed, claimed and waiting their turn, in flight, or answered and not yet written."""
+        if self._inflight or self._done or self._claiming:
+            return True
+        judge = self.judge
+        return judge is not None and bool(judge.buffer or judge.results)
 
     def wake(self) -> None:
         """Make the loop look for work now (after a flush hurried rows, or to stop)."""
@@ -307,7 +317,11 @@ class Sender:
                 return None
             batch = min(_MAX_BATCH, max(16, 2 * judge.concurrency.limit))
             token = f"{self.owner}:{next(self._claims)}"
-            rows = self._store.claim(token, batch, now, self._lease)
+            self._claiming = True  # the claim commits before its rows reach the buffer
+            try:
+                rows = self._store.claim(token, batch, now, self._lease)
+            finally:
+                self._claiming = False
             self._more = len(rows) == batch
             if not self._more:
                 self._next_due = self._store.next_due()
