@@ -428,4 +428,4 @@ def test_the_exit_hook_keeps_delivering_between_one_request_and_the_next(
     for name in names:
         engine.enqueue(name, "lead", body_for(name))
     engine.at_exit()
-    assert sink.accepted == {"first": 1, **{name: 1 for name in names}}
+    assert sink.accepted == {"first": 1, **dict.fromkeys(names, 1)}
