@@ -258,9 +258,10 @@ def _country_rules(country_code: str) -> tuple[re.Pattern[str] | None, frozenset
     return (re.compile(pattern) if pattern and pattern != "0" else None), lengths
 
 
-# A number written for people, "+49 30 901820" or "+1 (650) 555-1212": parse() drops the
-# spaces, hyphens, dots and parentheses between the groups, and reads the digits left.
-_GROUPED = re.compile(r"\+[0-9]+(?:[ ().\-]{1,3}[0-9]+)+")
+# A number with its country code, maybe written for people, "+49 30 901820" or
+# "+1 (650) 555-1212": parse() drops the spaces, hyphens, dots and parentheses between
+# the groups, and reads the digits left. (The plain path's schema uses the same pattern.)
+_GROUPED = re.compile(r"\+[0-9]+(?:[ ().\-]{1,3}[0-9]+)*")
 _SEPARATORS = str.maketrans("", "", " ().-")
 
 

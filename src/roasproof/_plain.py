@@ -36,7 +36,13 @@ from roasproof._event_checks import (
     normalize_ip,
     parse_time,
 )
-from roasproof._normalize import _fast_e164, sha256_hex
+from roasproof._normalize import (
+    _FB_COOKIE_MAX,
+    _FB_COOKIE_RE,
+    _GROUPED,
+    _fast_e164,
+    sha256_hex,
+)
 from roasproof._payload import (
     _CONTEXT_KEYS,
     _SOURCE_TEXT,
@@ -48,6 +54,7 @@ from roasproof._payload import (
 from roasproof.context import RequestContext, current_context
 from roasproof.events import (
     _FUTURE_SLACK,
+    _PLAIN_EMAIL,
     _STALE_AFTER,
     STANDARD_EVENTS,
     ActionSource,
@@ -62,9 +69,10 @@ __all__ = ["plain_body"]
 _EVENT_ID = r"^[!-~]{1,128}$"  # printable ASCII without spaces: event_id_problem accepts it
 _CURRENCY = r"^[A-Z]{3}$"  # then looked up in CURRENCIES, as the full path does
 _URL = r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,4})?(?:[/?#][!-~]*)?$"  # inside PLAIN_URL
-_EMAIL = r"^[!-?A-~]+@(?:[!-\-/-?A-~]+\.)+[!-\-/-?A-~]+$"  # events._PLAIN_EMAIL
-_PHONE = r"^\+[0-9]+(?:[ ().\-]{1,3}[0-9]+)*$"  # then _fast_e164 (E.164, maybe grouped)
-_FB_COOKIE = r"^fb\.[0-9]\.[0-9]{13}\.[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*$"  # valid_fbc/fbp
+# The full path's own patterns, where they use ASCII classes only:
+_EMAIL = f"^{_PLAIN_EMAIL.pattern}$"
+_PHONE = f"^{_GROUPED.pattern}$"  # then _fast_e164 (E.164, maybe grouped)
+_FB_COOKIE = f"^{_FB_COOKIE_RE.pattern}$"  # valid_fbc/fbp, with _FB_COOKIE_MAX
 
 
 def _text(
@@ -95,8 +103,8 @@ _USER_FIELDS: dict[str, cs.CoreSchema] = {
     "visitor_id": _text(),
     "client_ip_address": _text(),
     "client_user_agent": _text(),
-    "fbc": _text(_FB_COOKIE, 500),
-    "fbp": _text(_FB_COOKIE, 500),
+    "fbc": _text(_FB_COOKIE, _FB_COOKIE_MAX),
+    "fbp": _text(_FB_COOKIE, _FB_COOKIE_MAX),
     "fbclid": _text(),
     "gclid": _text(),
     "wbraid": _text(),
